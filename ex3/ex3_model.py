@@ -1,0 +1,67 @@
+"""Exercise 3.2: the energy function, a small CNN.
+
+Sign convention (as in the sheet and the JEM paper): the network returns the *negative*
+energy, ``f(x) = -E(x)``. High f means low energy means high probability.
+
+Three uses of one network with ``C`` outputs ("logits"):
+
+* EBM / unconditional JEM: ``f(x) = logsumexp_y logits(x)[y]``  (so ``E(x) = -f(x)``)
+* class-conditional JEM:   ``f(x, y) = logits(x)[y]``
+* classifier:              ``q(y | x) = softmax(logits(x))[y]``
+
+For a plain EBM, the logsumexp of the logits is just one scalar head built from ``C`` numbers,
+so the same network serves all three cases.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class CNNModel(nn.Module):
+    """Small convolutional energy network for grey images of any size.
+
+    Args:
+        num_classes: number of logits ``C`` (42 for the glyph set; comes from the data).
+        hidden: width of the first conv layer; deeper layers use 2x and 4x this width.
+        in_channels: image channels (1 for grey glyphs).
+
+    No batch norm (it couples the chains of an SGLD batch and breaks sampling); SiLU/Swish
+    activations, which are smooth, so that input gradients are informative everywhere.
+    Adaptive average pooling turns the final feature map into a vector, so inputs of any
+    spatial size work (56x56 glyphs, 28x28 thumbnails, ...).
+    """
+
+    def __init__(self, num_classes: int = 42, hidden: int = 32, in_channels: int = 1):
+        super().__init__()
+        c1, c2, c3 = hidden, 2 * hidden, 4 * hidden
+        self.num_classes = num_classes
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, kernel_size=5, stride=2, padding=2),  # 56 -> 28
+            nn.SiLU(),
+            nn.Conv2d(c1, c2, kernel_size=3, stride=2, padding=1),           # 28 -> 14
+            nn.SiLU(),
+            nn.Conv2d(c2, c2, kernel_size=3, stride=1, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c2, c3, kernel_size=3, stride=2, padding=1),           # 14 -> 7
+            nn.SiLU(),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c3, c3),
+            nn.SiLU(),
+            nn.Linear(c3, num_classes),
+        )
+
+    def get_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits. ``x``: ``(B, 1, H, W)`` in [-1, 1] -> ``(B, C)``."""
+        raise NotImplementedError("Exercise 3.2a: features -> adaptive average pooling -> head, return (B, C) logits")
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Negative energy ``f(x) = -E(x)``, shape ``(B,)``.
+
+        ``y is None``: ``logsumexp`` over the class logits (EBM / unconditional JEM).
+        ``y`` given (``(B,)`` long): the logit of class ``y[i]`` for image ``i`` (conditional JEM).
+        """
+        raise NotImplementedError("Exercise 3.2b: logsumexp of the logits if y is None, else the logit of class y")

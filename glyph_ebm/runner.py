@@ -1,0 +1,302 @@
+"""The main job: train, generate, detect OOD, write the run folder.
+
+``python ex3_main.py ...`` (from ``solutions/`` or a filled-in ``ex3/``) and
+``glyph-ebm train ...`` both end up in :func:`run_from_command_line`, which drives the
+exercise module it is given (its ``JEM``, ``run_generation``, ``run_ood_analysis``), so the
+same job runs the reference and a student's code.
+
+Run folder (``--out``): ``config.json``, ``metrics.json``, ``samples.png``,
+``generation_chain.png``, ``ood_hist.png``, ``roc.png``, ``checkpoints/last.ckpt``, ``logs/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from .config import MODES, PROFILES, TrainConfig, field_help, profile_config
+from .errors import CheckpointError, ConfigError, GlyphEBMError
+
+EXIT_USER_ERROR = 2
+EXIT_NOT_IMPLEMENTED = 3
+
+
+def build_parser(prog: str = "ex3_main.py") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Train an EBM/JEM on glyph images, generate samples, and detect OOD inputs.",
+        epilog="Any other setting: --set FIELD=VALUE (fields: see glyph_ebm/config.py). "
+               "Example: --profile quick --set sgld_steps=30 --set lr=5e-4")
+    p.add_argument("--profile", default="quick", help=f"settings preset: {', '.join(PROFILES)} (default quick)")
+    p.add_argument("--mode", default=None, help=f"what to train: {', '.join(MODES)} (default jem)")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="folder of real scans PATH/<class>/*.png (or PATH/{train,val,test}/<class>/); "
+                        "default: the embedded synthetic glyph set")
+    p.add_argument("--small", action="store_true", default=None, help="use the small embedded glyph set")
+    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/<profile>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.ckpt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an existing --out (the old folder is kept as DIR.old-<time>)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--max-time", type=float, default=None, dest="max_time_s", metavar="SECONDS",
+                   help="stop training after this many seconds")
+    p.add_argument("--devices", type=int, default=None, help="number of devices/processes")
+    p.add_argument("--strategy", default=None, help="Lightning strategy, e.g. ddp")
+    p.add_argument("--accelerator", default=None, help="cpu, gpu, auto (default auto)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override any config field")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
+    return p
+
+
+def _parse_value(name: str, text: str):
+    types = field_help()
+    if name not in types:
+        raise ConfigError(f"unknown setting {name!r} in --set; known: {', '.join(sorted(types))}")
+    typ, default = types[name]
+    typ = str(typ)
+    if text.lower() in ("none", "null") and "Optional" in typ:
+        return None
+    try:
+        if "bool" in typ:
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("1", "true", "yes")
+        if "int" in typ and "float" not in typ:
+            return int(text)
+        if "float" in typ:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"--set {name}={text}: expected a value of type {typ}") from None
+    return text
+
+
+def config_from_args(args) -> TrainConfig:
+    overrides = {k: getattr(args, k) for k in ("mode", "data", "small", "seed", "epochs",
+                                               "max_time_s", "devices", "strategy", "accelerator")}
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = _parse_value(k.strip(), v.strip())
+    if args.data is not None and not str(args.data).strip():
+        raise ConfigError("--data was given an empty path; pass the folder that holds your class folders")
+    return profile_config(args.profile, **overrides)
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON atomically (temporary file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.exists():
+            raise CheckpointError(f"--resume: no checkpoint at {last}; start a new run without --resume "
+                                  "or point --out at the folder of the run to continue")
+        return last
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise GlyphEBMError(f"{run_dir} already holds a run; pass --resume to continue it, "
+                                "--overwrite to start afresh (the old folder is kept), or another --out")
+        backup = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(backup)
+        print(f"kept the previous run as {backup}", file=sys.stderr)
+    return None
+
+
+def _check_checkpoint(ckpt: Path, num_classes: int, img_shape) -> None:
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as exc:  # corrupt or foreign file
+        raise CheckpointError(f"cannot read checkpoint {ckpt} ({type(exc).__name__}); "
+                              "delete it and start a new run") from None
+    hp = state.get("hyper_parameters", {})
+    if hp.get("num_classes") not in (None, num_classes):
+        raise CheckpointError(f"checkpoint {ckpt} was trained with {hp['num_classes']} classes but the "
+                              f"data has {num_classes}; use the same --data or a new --out folder")
+    if hp.get("img_shape") not in (None, list(img_shape)):
+        raise CheckpointError(f"checkpoint {ckpt} expects images of shape {hp['img_shape']} but the "
+                              f"data has {list(img_shape)}; use the same --data or a new --out folder")
+
+
+def preflight(ex3, cfg: TrainConfig, num_classes: int, img_shape) -> None:
+    """Call every exercise task once on a tiny batch, in the order of the sheet, so that an
+    unimplemented or broken task is reported before hours of training, not after."""
+    import warnings
+
+    import torch
+
+    tiny = cfg.replace(sample_size=2, sgld_steps=1, buffer_size=8, warmup_epochs=0.0)
+    x = torch.zeros(2, *img_shape)
+    y = torch.zeros(2, dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        jem = ex3.JEM(tiny, num_classes=num_classes, img_shape=img_shape)
+        logits = jem.cnn.get_logits(x)
+        if tuple(logits.shape) != (2, num_classes):
+            raise GlyphEBMError(f"Exercise 3.2a: get_logits returned shape {tuple(logits.shape)} for 2 images; "
+                                f"expected (2, {num_classes})")
+        for label in (None, y):
+            f = jem.cnn(x, label)
+            if tuple(f.shape) != (2,):
+                raise GlyphEBMError(f"Exercise 3.2b: forward(x, y={'None' if label is None else 'labels'}) "
+                                    f"returned shape {tuple(f.shape)} for 2 images; expected (2,)")
+        jem.sampler.sample(1, cfg.step_size, cfg.noise)
+        jem.px_step((x, y))
+        jem.pyx_step((x, y))
+        jem.training_step((x, y), 0)
+        ex3.run_generation(jem.cnn, K=1, n=2, img_shape=img_shape)
+        ex3.run_ood_analysis(jem.cnn, x, {"check": x + 0.5})
+
+
+def train_and_evaluate(ex3, cfg: TrainConfig, run_dir: Path, resume_from: Path | None = None,
+                       progress: bool = True) -> dict | None:
+    """Train ``ex3.JEM`` on the data of ``cfg``, then generate and run the OOD analysis.
+
+    ``ex3`` is the exercise's main module (reference or student). Returns the metrics dict on
+    rank 0 (``None`` on other DDP ranks).
+    """
+    import pytorch_lightning as pl
+    import torch
+
+    import ex3_data
+    import ex3_ood
+
+    from .training import build_trainer
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = ex3_data.GlyphDataModule(data=cfg.data, small=cfg.small, seed=cfg.seed,
+                                  batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                                  progress=progress)
+    dm.prepare_data()
+    dm.setup()
+    if resume_from is not None:
+        _check_checkpoint(resume_from, dm.num_classes, dm.img_shape)
+    preflight(ex3, cfg, dm.num_classes, dm.img_shape)
+    n_train = len(dm.splits.train_y)
+    if n_train < cfg.batch_size:
+        cfg = cfg.replace(batch_size=max(1, n_train))
+        dm.batch_size = cfg.batch_size
+    steps_per_epoch = n_train // cfg.batch_size
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    model = ex3.JEM(cfg, num_classes=dm.num_classes, img_shape=dm.img_shape,
+                    steps_per_epoch=steps_per_epoch)
+    trainer = build_trainer(cfg, run_dir, enable_progress_bar=progress)
+    model.sampler.reseed(cfg.seed * 1000 + trainer.global_rank)
+    if trainer.is_global_zero:
+        write_json(run_dir / "config.json", {**cfg.to_dict(), "classes": dm.classes,
+                                             "data_source": dm.splits.source,
+                                             "split_sizes": dm.splits.sizes()})
+    t0 = time.time()
+    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
+    train_seconds = time.time() - t0
+    if not trainer.is_global_zero:
+        return None
+
+    cnn = model.cnn.cpu().eval() if cfg.devices > 1 else model.cnn.eval()
+    device = next(cnn.parameters()).device
+    test_x, test_y = dm.tensors("test")
+    metrics: dict = {}
+    if cfg.mode != "ebm":
+        with torch.no_grad():
+            pred = torch.cat([cnn.get_logits(test_x[i:i + 512].to(device)).argmax(1).cpu()
+                              for i in range(0, len(test_x), 512)])
+        metrics["test_accuracy"] = float((pred == test_y).float().mean())
+    else:
+        metrics["test_accuracy"] = None
+    gen = ex3.run_generation(cnn, K=cfg.gen_steps, n=cfg.gen_samples, step_size=model.step_size,
+                             noise=cfg.noise, img_shape=dm.img_shape, out_dir=run_dir,
+                             seed=cfg.seed, init_std=cfg.init_std, grad_clip=cfg.sgld_grad_clip)
+    ood_sets = ex3_ood.get_ood_sets(dm.splits.test_x, n=cfg.ood_n, seed=cfg.seed)
+    id_images = test_x if cfg.ood_n is None else test_x[:cfg.ood_n]
+    ood = ex3.run_ood_analysis(cnn, id_images, ood_sets, out_dir=run_dir)
+    prev = {}
+    if (run_dir / "metrics.json").exists():
+        prev = json.loads((run_dir / "metrics.json").read_text())
+    metrics.update({
+        "ood_auroc": {k: round(v, 4) for k, v in ood["auroc"].items()},
+        "mean_energy": {k: float(v.mean()) for k, v in ood["scores"].items()},
+        "train_seconds": round(train_seconds + (prev.get("train_seconds", 0.0) if resume_from else 0.0), 1),
+        "epochs": int(trainer.current_epoch),
+        "global_steps": int(trainer.global_step),
+        "device": str(device) if cfg.devices == 1 else f"{cfg.devices}x {trainer.strategy.__class__.__name__}",
+        "mode": cfg.mode,
+        "profile": cfg.profile,
+        "data": dm.splits.source,
+        "num_classes": dm.num_classes,
+        "guard_rollbacks": next((c.rollbacks for c in trainer.callbacks if hasattr(c, "rollbacks")), 0),
+        "figures": [str(p) for p in gen["paths"] + ood["paths"]],
+    })
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def summary(metrics: dict, run_dir: Path) -> str:
+    lines = [f"=== glyph-ebm run: {run_dir} ===",
+             f"mode {metrics['mode']} | profile {metrics['profile']} | data {metrics['data']} "
+             f"| {metrics['num_classes']} classes | device {metrics['device']}",
+             f"trained {metrics['epochs']} epochs ({metrics['global_steps']} steps) in "
+             f"{metrics['train_seconds']:.0f} s; divergence rollbacks: {metrics['guard_rollbacks']}"]
+    if metrics.get("test_accuracy") is not None:
+        lines.append(f"test accuracy      {metrics['test_accuracy']:.4f}")
+    lines.append("OOD AUROC (energy score, ID=0 / OOD=1):")
+    for name, v in metrics["ood_auroc"].items():
+        lines.append(f"  {name:<10} {v:.4f}")
+    lines.append("figures:")
+    for f in metrics["figures"]:
+        lines.append(f"  {f}")
+    lines.append(f"checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}   metrics: {run_dir / 'metrics.json'}")
+    return "\n".join(lines)
+
+
+def _not_implemented_message(exc: NotImplementedError) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = next((f"{Path(f.filename).name}:{f.lineno} ({f.name})" for f in reversed(tb)
+                  if Path(f.filename).name.startswith("ex3_")), "")
+    return f"not implemented yet: {exc} [{where}]" if where else f"not implemented yet: {exc}"
+
+
+def run_from_command_line(ex3, argv=None, prog: str = "ex3_main.py") -> int:
+    """Parse arguments, run :func:`train_and_evaluate`, print the summary. Returns the exit code."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        run_dir = Path(args.out or f"runs/{cfg.profile}")
+        is_worker = os.environ.get("LOCAL_RANK", "0") != "0"   # DDP child processes re-run the script
+        if args.resume and (run_dir / "config.json").exists():
+            saved = json.loads((run_dir / "config.json").read_text())
+            for k in ("classes", "data_source", "split_sizes"):
+                saved.pop(k, None)
+            keep = {k: v for k, v in cfg.to_dict().items()
+                    if k in ("epochs", "max_time_s", "devices", "strategy", "accelerator") and v is not None}
+            cfg = TrainConfig.from_dict({**saved, **keep})
+        resume_from = (run_dir / "checkpoints" / "last.ckpt" if args.resume else None) if is_worker \
+            else _prepare_run_dir(run_dir, args.resume, args.overwrite)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics = train_and_evaluate(ex3, cfg, run_dir, resume_from, progress=not args.no_progress)
+    except GlyphEBMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except NotImplementedError as exc:
+        print(f"error: {_not_implemented_message(exc)}", file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume (the last finished epoch is in checkpoints/last.ckpt)",
+              file=sys.stderr)
+        return 130
+    if metrics is not None:
+        print(summary(metrics, run_dir))
+    return 0

@@ -1,0 +1,34 @@
+"""Shared fixtures. The reference exercise modules are imported from ``solutions/`` (flat,
+script-style imports, as students use them); tests that need the student template run it in a
+subprocess so the two sets of same-named modules never meet in one interpreter."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+TEMPLATE = ROOT / "ex3"
+PYTHON = sys.executable
+
+if str(SOLUTIONS) not in sys.path:
+    sys.path.insert(0, str(SOLUTIONS))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Keep the glyph cache of the test run in the user's cache unless told otherwise
+    (generating the small set takes seconds; the full set is only built by slow tests)."""
+    os.environ.setdefault("GLYPH_EBM_CACHE", str(Path.home() / ".cache" / "glyph-ebm"))
+    yield
+
+
+def run_cli(args, cwd=SOLUTIONS, timeout=600, env=None):
+    """Run ``python ex3_main.py ARGS`` in ``cwd``; returns the CompletedProcess."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    return subprocess.run([PYTHON, "ex3_main.py", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=full_env)
