@@ -642,9 +642,7 @@ def contact_sheet(splits: Splits, path, per_class: int = 8) -> None:
     """
     if per_class < 1:
         raise ConfigError(f"per_class must be >= 1, got {per_class}")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # a bare Figure renders with the Agg canvas and leaves pyplot's backend alone
     from matplotlib.figure import Figure
 
     xs = np.concatenate([splits.train_x, splits.val_x, splits.test_x])
@@ -657,20 +655,23 @@ def contact_sheet(splits: Splits, path, per_class: int = 8) -> None:
         for j, i in enumerate(np.flatnonzero(ys == k)[:per_class]):
             y0, x0 = gap + k * (hgt + gap), gap + j * (wid + gap)
             sheet[y0:y0 + hgt, x0:x0 + wid] = xs[i]
-    dpi = 100
-    fig = Figure(figsize=((sheet.shape[1] + 60) / dpi * 1.6, (sheet.shape[0] + 40) / dpi * 1.6),
-                 dpi=dpi)
-    ax = fig.add_axes((0.09, 0.01, 0.89, 0.97))
-    ax.imshow(sheet, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    # exact pixel layout: every image pixel becomes 1.5 x 1.5 screen pixels
+    scale, dpi = 1.5, 100
+    left, right, top, bottom = 44, 8, 34, 8
+    img_w, img_h = sheet.shape[1] * scale, sheet.shape[0] * scale
+    fig_w, fig_h = left + img_w + right, top + img_h + bottom
+    fig = Figure(figsize=(fig_w / dpi, fig_h / dpi), dpi=dpi)
+    ax = fig.add_axes((left / fig_w, bottom / fig_h, img_w / fig_w, img_h / fig_h))
+    ax.imshow(sheet, cmap="gray", vmin=0, vmax=255, interpolation="antialiased", aspect="auto")
     ax.set_yticks([gap + k * (hgt + gap) + hgt / 2 for k in range(n_cls)])
-    ax.set_yticklabels(list(splits.classes), fontsize=11)
+    ax.set_yticklabels(list(splits.classes), fontsize=13)
     ax.set_xticks([])
     ax.tick_params(axis="y", length=0)
     for s in ax.spines.values():
         s.set_visible(False)
     meta = splits.meta or {}
     ax.set_title(f"{splits.source} glyphs  seed={meta.get('seed', '?')}  "
-                 f"{sum(splits.sizes().values())} images", fontsize=10)
+                 f"{sum(splits.sizes().values())} images", fontsize=11)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -176,6 +176,8 @@ def train_and_evaluate(ex3, cfg: TrainConfig, run_dir: Path, resume_from: Path |
 
     from .training import build_trainer
 
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = ex3_data.GlyphDataModule(data=cfg.data, small=cfg.small, seed=cfg.seed,
                                   batch_size=cfg.batch_size, num_workers=cfg.num_workers,
@@ -285,7 +287,6 @@ def run_from_command_line(ex3, argv=None, prog: str = "ex3_main.py") -> int:
             cfg = TrainConfig.from_dict({**saved, **keep})
         resume_from = (run_dir / "checkpoints" / "last.ckpt" if args.resume else None) if is_worker \
             else _prepare_run_dir(run_dir, args.resume, args.overwrite)
-        run_dir.mkdir(parents=True, exist_ok=True)
         metrics = train_and_evaluate(ex3, cfg, run_dir, resume_from, progress=not args.no_progress)
     except GlyphEBMError as exc:
         print(f"error: {exc}", file=sys.stderr)

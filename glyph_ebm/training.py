@@ -49,13 +49,19 @@ class RNGState(Callback):
     """Saves and restores the global torch, numpy and python RNG states with the checkpoint."""
 
     def state_dict(self) -> dict:
-        return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                "python": random.getstate()}
+        # plain tensors/ints only, so the checkpoint loads with torch.load(weights_only=True)
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        return {"torch": torch.get_rng_state(),
+                "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                          "has_gauss": int(has_gauss), "gauss": float(gauss)},
+                "python": list(random.getstate()[1])}
 
     def load_state_dict(self, state_dict: dict) -> None:
         torch.set_rng_state(state_dict["torch"])
-        np.random.set_state(state_dict["numpy"])
-        random.setstate(state_dict["python"])
+        n = state_dict["numpy"]
+        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
+                             n["has_gauss"], n["gauss"]))
+        random.setstate((3, tuple(state_dict["python"]), None))
 
 
 def _finite(t) -> bool:

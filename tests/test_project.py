@@ -1,0 +1,36 @@
+"""Packaging facts that must agree across files."""
+import re
+import tomllib
+
+from conftest import ROOT
+
+
+def _pins_from_pyproject():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    deps = data["project"]["dependencies"] + data["project"]["optional-dependencies"]["test"]
+    return dict(re.match(r"([A-Za-z0-9_.-]+)==(\S+)", d).groups() for d in deps)
+
+
+def _pins_from_environment():
+    pins = {}
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        m = re.match(r"\s*-\s*([A-Za-z0-9_.-]+)==(\S+)\s*$", line)
+        if m:
+            pins[m.group(1)] = m.group(2)
+    return pins
+
+
+def test_environment_yml_pins_the_same_versions_as_pyproject():
+    py, env = _pins_from_pyproject(), _pins_from_environment()
+    assert py, "no pinned dependencies found in pyproject.toml"
+    assert py == env
+
+
+def test_torch_pins_follow_the_course_machine():
+    py = _pins_from_pyproject()
+    assert py["torch"] == "2.14.1" and py["torchvision"] == "0.29.1"
+
+
+def test_ci_runs_make_test():
+    text = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test\s*$", text, re.M)
