@@ -22,6 +22,10 @@ Public API
 
 ``python -m glyph_ebm.glyphs --out docs/glyphs.png [--small] [--seed N]`` writes a contact
 sheet of the set.
+
+Environment: ``GLYPH_EBM_CACHE`` sets the cache folder (default ``~/.cache/glyph-ebm``);
+``GLYPH_EBM_FONT_DIR`` points at another font folder (used by the tests to exercise the
+DejaVu fallback).
 """
 from __future__ import annotations
 
@@ -431,7 +435,9 @@ def _render_chunk(args) -> np.ndarray:
 
 
 def _default_workers(n: int) -> int:
-    if n < 2 * _CHUNK:
+    import multiprocessing as mp
+
+    if n < 2 * _CHUNK or mp.current_process().daemon:   # daemons may not have children
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -459,10 +465,10 @@ def render_many(labels: np.ndarray, seed: int, progress: bool = False,
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     out = np.empty((n, size, size), np.uint8)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     with tqdm(total=n, desc="generating glyphs", unit="img", file=sys.stderr,
-              disable=not progress, leave=False) as bar:
+              disable=not progress) as bar:
         if workers == 1 or len(tasks) <= 1:
             for t in tasks:
                 out[t[2]:t[2] + len(t[0])] = _render_chunk(t)
