@@ -28,11 +28,13 @@ class CNNModel(nn.Module):
 
     No batch norm (it couples the chains of an SGLD batch and breaks sampling); SiLU/Swish
     activations, which are smooth, so that input gradients are informative everywhere.
-    Adaptive average pooling turns the final feature map into a vector, so inputs of any
-    spatial size work (56x56 glyphs, 28x28 thumbnails, ...).
+    Adaptive average pooling brings the final feature map to a fixed ``pool x pool`` grid, so
+    inputs of any spatial size work (56x56 glyphs, 28x28 thumbnails, ...). A small grid
+    (default 4x4) rather than a single average keeps *where* strokes are, which letters need
+    (b, d, p and q differ mainly by position).
     """
 
-    def __init__(self, num_classes: int = 42, hidden: int = 32, in_channels: int = 1):
+    def __init__(self, num_classes: int = 42, hidden: int = 32, in_channels: int = 1, pool: int = 4):
         super().__init__()
         c1, c2, c3 = hidden, 2 * hidden, 4 * hidden
         self.num_classes = num_classes
@@ -46,10 +48,10 @@ class CNNModel(nn.Module):
             nn.Conv2d(c2, c3, kernel_size=3, stride=2, padding=1),           # 14 -> 7
             nn.SiLU(),
         )
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveAvgPool2d(pool)
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c3, c3),
+            nn.Linear(c3 * pool * pool, c3),
             nn.SiLU(),
             nn.Linear(c3, num_classes),
         )
