@@ -32,20 +32,20 @@ class TrainConfig:
     batch_size: int = 128
     num_workers: int = 0
     # model
-    hidden: int = 32                  # width of the first conv layer; later layers use 2x and 4x
+    hidden: int = 16                  # width of the first conv layer; later layers use 2x and 4x
     # optimisation
-    epochs: int = 14
-    lr: float = 1e-3
-    beta1: float = 0.0                # Adam beta1 = 0 as is common for EBMs (momentum hurts SGLD)
+    epochs: int = 10
+    lr: float = 2e-3
+    beta1: float = 0.9                # the full profile uses 0.0, as is common for long EBM runs
     beta2: float = 0.999
     weight_decay: float = 0.0
     lr_decay: float = 0.97            # multiplicative lr decay per epoch
-    grad_clip: float = 1.0            # clip the parameter-gradient norm (0 = off)
+    grad_clip: float = 0.0            # clip the parameter-gradient norm (0 = off)
     max_steps_per_epoch: Optional[int] = None  # limit batches per epoch (tests, smoke runs)
     max_time_s: Optional[float] = None          # stop training after this many seconds
     # loss
     alpha: float = 0.1                # weight of the L2 energy regulariser E(x_real)^2 + E(x_fake)^2
-    px_weight: float = 1.0            # weight of the generative term log q(x)
+    px_weight: float = 0.3            # weight of the generative term log q(x)
     pyx_weight: float = 1.0           # weight of the classification term log q(y|x)
     warmup_epochs: float = 1.0        # px_weight ramps linearly from 0 over this many epochs
     # SGLD sampler (x <- x + step_size * grad f(x) + noise * N(0, I), clamped to [-1, 1])
@@ -54,9 +54,9 @@ class TrainConfig:
     step_size: float = 1.0
     noise: float = 0.01
     sgld_grad_clip: Optional[float] = None  # clamp input gradients elementwise (None = off)
-    buffer_size: int = 10000
+    buffer_size: int = 1000           # small: each chain is revisited every ~30 steps
     reinit_frac: float = 0.05
-    init_std: float = 0.01            # fresh chains start from N(0, init_std^2)
+    init_std: float = 1.0             # fresh chains start from N(0, init_std^2), clamped to [-1, 1]
     # evaluation / generation
     gen_steps: int = 256              # K for long-run generation
     gen_samples: int = 64
@@ -101,7 +101,8 @@ class TrainConfig:
 PROFILES: dict[str, dict] = {
     "quick": dict(),
     "full": dict(
-        epochs=60, hidden=32, batch_size=128, lr=1e-4, beta1=0.0, sample_size=128,
+        epochs=60, hidden=32, batch_size=128, lr=1e-4, beta1=0.0, sample_size=128, px_weight=1.0,
+        grad_clip=1.0, init_std=0.01,
         sgld_steps=60, step_size=10.0, noise=0.005, sgld_grad_clip=0.03, buffer_size=8192,
         warmup_epochs=0.0, lr_decay=0.97, gen_steps=512, gen_samples=64,
     ),

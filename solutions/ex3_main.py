@@ -97,7 +97,7 @@ class MCMCSampler:
         """
         # BEGIN SOLUTION 3.3a: fresh chains from N(0, init_std^2) with prob. reinit_frac, the rest from the buffer
         g = self.generator
-        x0 = self.init_std * torch.randn((n, *self.img_shape), generator=g)
+        x0 = (self.init_std * torch.randn((n, *self.img_shape), generator=g)).clamp(-1.0, 1.0)
         slots = torch.full((n,), -1, dtype=torch.long)
         # a chain continues from the buffer unless it is re-initialised; while the buffer is
         # not full yet, empty slots count as fresh noise (as if it had been filled with noise)
