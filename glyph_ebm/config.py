@@ -56,6 +56,7 @@ class TrainConfig:
     sgld_grad_clip: Optional[float] = None  # clamp input gradients elementwise (None = off)
     buffer_size: int = 1000           # small: each chain is revisited every ~30 steps
     reinit_frac: float = 0.05
+    channels_last: bool = True        # channels-last conv weights: same math, ~1.2-1.5x faster SGLD on CPU
     init_std: float = 1.0             # fresh chains start from N(0, init_std^2), clamped to [-1, 1]
     # evaluation / generation
     gen_steps: int = 256              # K for long-run generation
@@ -102,14 +103,14 @@ PROFILES: dict[str, dict] = {
     "quick": dict(),
     "full": dict(
         epochs=60, hidden=32, batch_size=128, lr=1e-4, beta1=0.0, sample_size=128, px_weight=1.0,
-        grad_clip=1.0, init_std=0.01,
+        grad_clip=1.0, init_std=0.01, channels_last=False,
         sgld_steps=60, step_size=10.0, noise=0.005, sgld_grad_clip=0.03, buffer_size=8192,
         warmup_epochs=0.0, lr_decay=0.97, gen_steps=512, gen_samples=64,
     ),
     "smoke": dict(
         small=True, epochs=2, max_steps_per_epoch=4, batch_size=32, sample_size=8,
         sgld_steps=5, buffer_size=256, gen_steps=16, gen_samples=8, ood_n=64,
-        warmup_epochs=0.0,
+        warmup_epochs=0.0, channels_last=False,
     ),
 }
 
