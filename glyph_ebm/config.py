@@ -51,9 +51,9 @@ class TrainConfig:
     # SGLD sampler (x <- x + step_size * grad f(x) + noise * N(0, I), clamped to [-1, 1])
     sample_size: int = 32             # chains per training step
     sgld_steps: int = 20
-    step_size: float = 1.0
-    noise: float = 0.01
-    sgld_grad_clip: Optional[float] = None  # clamp input gradients elementwise (None = off)
+    step_size: float = 10.0
+    noise: float = 0.005
+    sgld_grad_clip: Optional[float] = 0.03  # clamp input gradients elementwise (None = off): moves <= 0.3/step
     buffer_size: int = 1000           # small: each chain is revisited every ~30 steps
     reinit_frac: float = 0.05
     channels_last: bool = True        # channels-last conv weights: same math, ~1.2-1.5x faster SGLD on CPU

@@ -276,7 +276,7 @@ def run_from_command_line(ex3, argv=None, prog: str = "ex3_main.py") -> int:
     args = build_parser(prog).parse_args(argv)
     try:
         cfg = config_from_args(args)
-        run_dir = Path(args.out or f"runs/{cfg.profile}")
+        run_dir = Path(args.out or f"runs/{cfg.profile}").resolve()
         is_worker = os.environ.get("LOCAL_RANK", "0") != "0"   # DDP child processes re-run the script
         if args.resume and (run_dir / "config.json").exists():
             saved = json.loads((run_dir / "config.json").read_text())
