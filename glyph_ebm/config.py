@@ -42,6 +42,7 @@ class TrainConfig:
     lr_decay: float = 0.97            # multiplicative lr decay per epoch
     grad_clip: float = 0.0            # clip the parameter-gradient norm (0 = off)
     max_steps_per_epoch: Optional[int] = None  # limit batches per epoch (tests, smoke runs)
+    min_steps: Optional[int] = 880    # train at least this many steps: small data sets get more epochs
     max_time_s: Optional[float] = None          # stop training after this many seconds
     # loss
     alpha: float = 0.1                # weight of the L2 energy regulariser E(x_real)^2 + E(x_fake)^2
@@ -102,13 +103,13 @@ class TrainConfig:
 PROFILES: dict[str, dict] = {
     "quick": dict(),
     "full": dict(
-        epochs=60, hidden=32, batch_size=128, lr=1e-4, beta1=0.0, sample_size=128, px_weight=1.0,
+        epochs=60, min_steps=None, hidden=32, batch_size=128, lr=1e-4, beta1=0.0, sample_size=128, px_weight=1.0,
         grad_clip=1.0, init_std=0.01, channels_last=False,
         sgld_steps=60, step_size=10.0, noise=0.005, sgld_grad_clip=0.03, buffer_size=8192,
         warmup_epochs=0.0, lr_decay=0.97, gen_steps=512, gen_samples=64,
     ),
     "smoke": dict(
-        small=True, epochs=2, max_steps_per_epoch=4, batch_size=32, sample_size=8,
+        small=True, epochs=2, min_steps=None, max_steps_per_epoch=4, batch_size=32, sample_size=8,
         sgld_steps=5, buffer_size=256, gen_steps=16, gen_samples=8, ood_n=64,
         warmup_epochs=0.0, channels_last=False,
     ),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -84,6 +85,8 @@ def config_from_args(args) -> TrainConfig:
             raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         overrides[k.strip()] = _parse_value(k.strip(), v.strip())
+    if args.epochs is not None and not any(i.startswith("min_steps=") for i in args.set):
+        overrides["min_steps"] = 0      # an explicit --epochs is taken as it is
     if args.data is not None and not str(args.data).strip():
         raise ConfigError("--data was given an empty path; pass the folder that holds your class folders")
     return profile_config(args.profile, **overrides)
@@ -194,6 +197,8 @@ def train_and_evaluate(ex3, cfg: TrainConfig, run_dir: Path, resume_from: Path |
     steps_per_epoch = n_train // cfg.batch_size
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    if cfg.min_steps and resume_from is None and cfg.epochs * steps_per_epoch < cfg.min_steps:
+        cfg = cfg.replace(epochs=math.ceil(cfg.min_steps / steps_per_epoch))   # small data: more epochs
     model = ex3.JEM(cfg, num_classes=dm.num_classes, img_shape=dm.img_shape,
                     steps_per_epoch=steps_per_epoch)
     trainer = build_trainer(cfg, run_dir, enable_progress_bar=progress)

@@ -86,3 +86,21 @@ def test_folder_run_and_checkpoint_from_another_class_count(tmp_path):
     write_folder(data, classes=("d",))          # the folder grows a 4th class
     r = run_cli([*SMOKE, "--out", out, "--resume", "--epochs", "3"])
     assert_clear_error(r, "3 classes", "has 4")
+
+
+def test_glyph_ebm_train_runs_the_same_job(tmp_path):
+    """`glyph-ebm train` (here as `python -m glyph_ebm train`) drives the reference by default
+    and a student's folder with --code; the template stops at its first unfinished task."""
+    import subprocess
+
+    from conftest import PYTHON, ROOT, TEMPLATE
+
+    out = tmp_path / "cli"
+    r = subprocess.run([PYTHON, "-m", "glyph_ebm", "train", *SMOKE, "--out", str(out)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["profile"] == "smoke"
+    r = subprocess.run([PYTHON, "-m", "glyph_ebm", "train", "--code", str(TEMPLATE), *SMOKE,
+                        "--out", str(tmp_path / "student")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 3 and "Exercise 3.2a" in r.stderr.strip().splitlines()[-1], r.stderr[-2000:]
