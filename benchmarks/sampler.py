@@ -62,17 +62,16 @@ class VariantSampler(MCMCSampler):
     generator draws, so without ``bf16`` it computes the same chain up to floating-point
     rounding of the convolution kernels."""
 
-    def __init__(self, *args, flags=(), **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model, *args, flags=(), **kwargs):
         unknown = set(flags) - set(KNOWN_FLAGS)
         if unknown:
             raise ValueError(f"unknown variant flag(s) {sorted(unknown)}; known: {', '.join(KNOWN_FLAGS)}")
+        if "channels_last" in flags:   # the shipped option, on a copy so the others keep NCHW
+            model, kwargs["channels_last"] = copy.deepcopy(model), True
+        super().__init__(model, *args, **kwargs)
         self.flags = set(flags)
         self.compile_error = None
         self.eager_model = self.model
-        if "channels_last" in self.flags:
-            self.eager_model = copy.deepcopy(self.model).to(memory_format=torch.channels_last)
-            self.model = self.eager_model
         self._step = None
         if "compile" in self.flags:
             try:
@@ -134,7 +133,7 @@ class VariantSampler(MCMCSampler):
             for p in frozen:
                 p.requires_grad_(False)
         x = x.detach().clone()
-        if "channels_last" in self.flags:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         try:
             if self._step is not None and y is None:
