@@ -1,8 +1,12 @@
-"""``glyph-ebm`` command line: ``train``, ``template``, ``glyphs``.
+"""``glyph-ebm`` command line: ``train``, ``template``, ``glyphs``, ``grade``, ``release``, ``autograde``.
 
 ``glyph-ebm train [--code DIR] ...`` runs the main job of the exercise code in ``DIR``
 (default: the reference ``solutions/``; use ``--code ex3`` for your filled-in template); all
 other options are those of ``python ex3_main.py --help``.
+
+``glyph-ebm grade PATH [--json]`` grades one folder of exercise files with nbgrader;
+``glyph-ebm release`` and ``glyph-ebm autograde SUBMISSIONS`` are the instructor's commands
+behind ``make release`` and ``make autograde``.
 """
 from __future__ import annotations
 
@@ -41,20 +45,98 @@ def _train(argv) -> int:
     return run_from_command_line(ex3, rest, prog="glyph-ebm train")
 
 
+def _grade(argv) -> int:
+    import json
+
+    from .grading.autograde import grade_folder
+
+    p = argparse.ArgumentParser(prog="glyph-ebm grade",
+                                description="grade one folder of exercise files (ex3_*.py, with or without "
+                                            "ex3.ipynb) with nbgrader, as the course's autograder does")
+    p.add_argument("path", type=Path, help="folder with your ex3_*.py files (e.g. ex3)")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON on the last line")
+    p.add_argument("--timeout", type=int, default=None, help="time limit per test cell in seconds (default 30)")
+    p.add_argument("--feedback", type=Path, default=None, help="also save nbgrader's feedback HTML here")
+    args = p.parse_args(argv)
+    try:
+        result = grade_folder(args.path, timeout=args.timeout, feedback_to=args.feedback)
+    except GlyphEBMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(result.report())
+    if result.feedback is not None:
+        print(f"feedback: {result.feedback}")
+    if args.json:
+        print(json.dumps(result.to_json()))
+    return 0
+
+
+def _release(argv) -> int:
+    from .grading.autograde import COURSE, release
+
+    p = argparse.ArgumentParser(prog="glyph-ebm release",
+                                description="build the student release of exercise 3 with nbgrader "
+                                            "(notebook without hidden tests + generated templates) and check it for leaks")
+    p.add_argument("--course", type=Path, default=COURSE, help="nbgrader course folder (default: autograde/)")
+    args = p.parse_args(argv)
+    try:
+        target = release(args.course)
+    except GlyphEBMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"released exercise 3 to {target} (leak guard: clean)")
+    for path in sorted(target.iterdir()):
+        print(f"  {path.name}")
+    return 0
+
+
+def _autograde(argv) -> int:
+    from .grading.autograde import COURSE, autograde, summary
+
+    p = argparse.ArgumentParser(prog="glyph-ebm autograde",
+                                description="autograde SUBMISSIONS/<student>/ with nbgrader; writes grades.csv "
+                                            "and feedback/<student>/ex3/ex3.html in the course folder")
+    p.add_argument("submissions", type=Path, help="folder with one sub-folder per student")
+    p.add_argument("--course", type=Path, default=COURSE, help="nbgrader course folder (default: autograde/)")
+    p.add_argument("--timeout", type=int, default=None, help="time limit per test cell in seconds (default 30)")
+    args = p.parse_args(argv)
+    try:
+        results = autograde(args.submissions, args.course, timeout=args.timeout)
+    except GlyphEBMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary(results))
+    for r in results:
+        for note in r.notes:
+            print(f"note: {r.student}: {note}")
+    print(f"grade table: {args.course / 'grades.csv'}")
+    print(f"feedback:    {args.course / 'feedback'}/<student>/ex3/ex3.html")
+    return 0
+
+
 def _template(argv) -> int:
+    from .grading import notebook as graded_notebook
+
     p = argparse.ArgumentParser(prog="glyph-ebm template",
-                                description="generate ex3/ from solutions/ (or check it is current)")
-    p.add_argument("--check", action="store_true", help="only report whether ex3/ is stale")
+                                description="generate ex3/ from solutions/ and the graded notebook "
+                                            "autograde/source/ex3/ex3.ipynb from autograde/ex3_source.py "
+                                            "(or check that both are current)")
+    p.add_argument("--check", action="store_true", help="only report whether the generated files are stale")
     args = p.parse_args(argv)
     if args.check:
         stale = stale_template_files()
         if stale:
             print(f"ex3/ is stale: {', '.join(stale)} differ from the template generated from solutions/; "
                   "run `make template`", file=sys.stderr)
+        if graded_notebook.notebook_is_stale():
+            print("autograde/source/ex3/ex3.ipynb is stale: it differs from the notebook built from "
+                  "autograde/ex3_source.py; run `make template`", file=sys.stderr)
+            stale.append("ex3.ipynb")
+        if stale:
             return 1
-        print("ex3/ is up to date")
+        print("ex3/ and the graded notebook are up to date")
         return 0
-    for path in generate_template():
+    for path in [*generate_template(), graded_notebook.write_notebook()]:
         print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
@@ -65,16 +147,20 @@ def _glyphs(argv) -> int:
     return glyphs_main(argv) or 0
 
 
-COMMANDS = {"train": _train, "template": _template, "glyphs": _glyphs}
+COMMANDS = {"train": _train, "template": _template, "glyphs": _glyphs, "grade": _grade,
+            "release": _release, "autograde": _autograde}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: glyph-ebm {train,template,glyphs} [options]\n"
-              "  train     train/evaluate the exercise (options: glyph-ebm train --help)\n"
-              "  template  regenerate the student template ex3/ from solutions/\n"
-              "  glyphs    write a contact sheet of the embedded glyph set", file=sys.stderr)
+        print("usage: glyph-ebm {train,template,glyphs,grade,release,autograde} [options]\n"
+              "  train      train/evaluate the exercise (options: glyph-ebm train --help)\n"
+              "  template   regenerate ex3/ and the graded notebook from their sources\n"
+              "  glyphs     write a contact sheet of the embedded glyph set\n"
+              "  grade      grade one folder of exercise files with nbgrader (--json for scores)\n"
+              "  release    build the student release with nbgrader and check it for leaks\n"
+              "  autograde  grade a folder of submissions (one sub-folder per student)", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     return COMMANDS[argv[0]](argv[1:])
 
