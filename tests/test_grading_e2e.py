@@ -133,8 +133,10 @@ def test_misbehaving_code_costs_the_affected_tasks_only(misbehaving, case):
     assert all(_full(result, t) for t in TASKS if t not in hit), f"{case.what}\n{result.report()}"
 
 
-def test_failure_messages_say_what_happened(misbehaving):
+def test_failure_messages_say_what_happened(misbehaving, released):
     assert "time limit" in misbehaving["infinite_loop"].messages["3.6"][0]
+    # the limit that fired is the configured c.Execute.timeout (10 s here), read by nbgrader itself
+    assert "Timeout waiting for execute reply (10s)" in (released[0] / "nbgrader.log").read_text()
     assert "half-finished edit" in misbehaving["crash_at_import"].messages["3.6"][0]
     assert "syntax error in line" in misbehaving["syntax_error"].messages["3.2a"][0]
     assert "ran out of memory" in misbehaving["huge_allocation"].messages["3.3a"][0]
