@@ -10,10 +10,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test test-fast template check-template release autograde bench glyphs clean help
+.PHONY: setup demo test test-fast template check-template release autograde pretrained book chromium bench glyphs clean help
 
 help:
-	@echo "make demo | make test | make template | make release | make autograde SUBMISSIONS=DIR | make bench | make glyphs | make clean"
+	@echo "make demo | make test | make book | make pretrained | make template | make release | make autograde SUBMISSIONS=DIR | make bench | make glyphs | make clean"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,26 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# MathJax for the book, fetched once from the npm registry into the build folder (not into
+# book/_static, where jupyter-book would inject every .js file into every page)
+MATHJAX_VERSION := 3.2.2
+MATHJAX := book/_build/mathjax_local/mathjax/es5/tex-chtml.js
+$(MATHJAX):
+	@command -v npm >/dev/null || { echo "make book needs npm (Node.js) once, to fetch MathJax $(MATHJAX_VERSION) from the npm registry"; exit 2; }
+	rm -rf book/_build/mathjax_local && mkdir -p book/_build/mathjax_local/mathjax
+	cd book/_build/mathjax_local && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
+	  && tar xzf mathjax-$(MATHJAX_VERSION).tgz && mv package/es5 package/LICENSE mathjax/ \
+	  && rm -rf package mathjax-$(MATHJAX_VERSION).tgz
+
+# Debian's Chromium for the book's browser test (skipped with a message where it cannot be installed)
+chromium:
+	@command -v chromium >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: could not install Debian's chromium; the browser test of the book will be skipped"; }
+
 demo: $(STAMP)
 	cd solutions && ../$(PY) ex3_main.py --profile quick --out ../runs/demo --overwrite
 
-test: $(STAMP)
+test: $(STAMP) $(MATHJAX) chromium
 	$(PY) -m pytest -ra
 
 test-fast: $(STAMP)
@@ -39,6 +55,16 @@ template: $(STAMP)
 
 check-template: $(STAMP)
 	$(PY) -m glyph_ebm.cli template --check
+
+# the small pretrained JEM used by the notebooks and the book (quick profile, seed 0)
+pretrained: $(STAMP)
+	cd solutions && ../$(PY) ex3_main.py --profile quick --seed 0 --out ../runs/pretrained --overwrite
+	$(PY) -m glyph_ebm.pretrained export runs/pretrained pretrained/jem_quick.pt
+
+# the course website, offline: notebooks executed (cached in book/_build/.jupyter_cache)
+book: $(STAMP) $(MATHJAX)
+	$(VENV)/bin/jupyter-book build book --builder html
+	@echo "open book/_build/html/index.html"
 
 release: $(STAMP)
 	$(PY) -m glyph_ebm.cli release

@@ -26,7 +26,7 @@ Notes
 * ``rotated``/``flipped``/``small`` are built from a subset of the ID images: all of them, in
   order, when ``n == len(id_images)``; a sorted random subset when ``n`` is smaller; a random
   sample with replacement when ``n`` is larger.
-* Glyphs that are symmetric under the transform (``flipped`` 'H', 'O', 'X'; ``rotated`` 'O')
+* Glyphs that are symmetric under the transform (``flipped`` 'H', 'o', 'x'; ``rotated`` 'o')
   are unchanged by it -- those OOD images are really in-distribution, which makes these two
   sets harder, and is part of the lesson.
 * ``digits`` uses :func:`sklearn.datasets.load_digits`, which ships with scikit-learn (no

@@ -8,11 +8,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure   # no pyplot: no global backend change, works in notebooks too
 
 
 def _as_images(x) -> np.ndarray:
@@ -27,7 +24,6 @@ def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -47,7 +43,8 @@ def tile(images, nrow: int = 8, pad: int = 2) -> np.ndarray:
 def image_grid(images, path, nrow: int = 8, title: str | None = None) -> Path:
     """A grid of images (e.g. finished SGLD samples)."""
     grid = tile(images, nrow=nrow)
-    fig, ax = plt.subplots(figsize=(grid.shape[1] / 60, grid.shape[0] / 60 + (0.4 if title else 0)))
+    fig = Figure(figsize=(grid.shape[1] / 60, grid.shape[0] / 60 + (0.4 if title else 0)))
+    ax = fig.subplots()
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
     ax.axis("off")
     if title:
@@ -59,7 +56,8 @@ def chain_figure(chain: dict, path, n_chains: int = 6) -> Path:
     """Rows = chains, columns = SGLD steps (``chain``: ``{step: (N, 1, H, W)}``)."""
     steps = sorted(chain)
     n = min(n_chains, len(chain[steps[0]]))
-    fig, axes = plt.subplots(n, len(steps), figsize=(0.9 * len(steps), 0.95 * n), squeeze=False)
+    fig = Figure(figsize=(0.9 * len(steps), 0.95 * n))
+    axes = fig.subplots(n, len(steps), squeeze=False)
     for j, s in enumerate(steps):
         imgs = _as_images(chain[s][:n])
         for i in range(n):
@@ -75,7 +73,8 @@ def chain_figure(chain: dict, path, n_chains: int = 6) -> Path:
 
 def energy_histogram(scores: dict, path, id_key: str = "id", bins: int = 60) -> Path:
     """Overlaid histograms of energies ``E(x)`` of the ID test set and each OOD set."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     all_vals = np.concatenate([np.asarray(v, dtype=float) for v in scores.values()])
     lo, hi = np.percentile(all_vals, [0.5, 99.5])
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins)
@@ -92,7 +91,8 @@ def energy_histogram(scores: dict, path, id_key: str = "id", bins: int = 60) -> 
 
 def roc_figure(curves: dict, path) -> Path:
     """ROC curves, ``curves``: ``{name: (fpr, tpr, auroc)}``; OOD is the positive class."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    fig = Figure(figsize=(4.8, 4.5))
+    ax = fig.subplots()
     for name, (fpr, tpr, auc) in curves.items():
         ax.plot(fpr, tpr, label=f"{name} (AUROC {auc:.3f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)

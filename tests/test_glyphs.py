@@ -305,3 +305,15 @@ def test_missing_font_folder_falls_back_to_dejavu(tmp_path, monkeypatch):
         img = glyphs.render_glyph("g", 0, 1)
     assert img.shape == (56, 56) and img.min() < 120
     assert "fallbackfonts" in glyphs.cache_path(0, small=True, cache_dir=tmp_path).name
+
+
+def test_pixels_match_the_pinned_fingerprint_of_this_generator_version():
+    """Any change to the rendered pixels must bump GENERATOR_VERSION (it keys the cache), or
+    old caches would silently serve different images; then update the fingerprint here."""
+    import hashlib
+
+    imgs = np.stack([glyphs.render_glyph(c, seed=0, index=i) for i, c in enumerate("aegRST")])
+    digest = hashlib.sha256(imgs.tobytes()).hexdigest()
+    assert (glyphs.GENERATOR_VERSION, digest) == (
+        "2", "560277184e8f8d5b842444cfed63a04d5247029a65ada8f856dc50c693d7ff64"), \
+        "the generator's output changed: bump GENERATOR_VERSION and update this fingerprint"
