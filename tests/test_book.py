@@ -96,8 +96,13 @@ def test_every_page_renders_offline_in_chromium(site, server):
             page.on("request", lambda req, foreign=foreign: foreign.append(req.url)
                     if urlparse(req.url).scheme in ("http", "https") and urlparse(req.url).hostname not in LOCAL_HOSTS
                     else None)
+            page.set_default_timeout(180_000)          # generous: CI machines are busy
             page.goto(f"{server}/{rel}", wait_until="networkidle")
-            page.evaluate("async () => { if (window.MathJax && MathJax.startup) { await MathJax.startup.promise; } }")
+            page.evaluate("""async () => {
+                window.scrollTo(0, document.body.scrollHeight);        // wake lazily loaded images
+                await Promise.all([...document.images].map(i => i.decode().catch(() => null)));
+                if (window.MathJax && MathJax.startup) { await MathJax.startup.promise; }
+            }""")
             state = page.evaluate("""() => ({
                 broken: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
                 mathSource: document.querySelectorAll('.math, .MathJax_Preview, script[type^="math/tex"]').length,
