@@ -29,10 +29,16 @@ CLASSIFIER_VERSION = "1"
 
 
 # -- size and speed ---------------------------------------------------------------------------
-def model_size_bytes(model: nn.Module) -> int:
-    """Bytes of ``torch.save(model.state_dict())``: the size of the model as a file."""
+def model_size_bytes(model: nn.Module, compact: bool = True) -> int:
+    """Bytes of ``torch.save(model.state_dict())``: the size of the model as a file.
+
+    ``compact`` (default) uses torch's non-zip ("legacy") file format, which stores each tensor
+    with a few bytes of header; the default zip format aligns every tensor to 64 bytes and adds
+    a zip entry per tensor, which for a 100k-parameter model with ~30 tiny quantization scales
+    is a visible share of the file (int8 vs float32 for the quick model: 3.57x compact, 3.35x zip).
+    """
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    torch.save(model.state_dict(), buffer, _use_new_zipfile_serialization=not compact)
     return buffer.getbuffer().nbytes
 
 
