@@ -1,0 +1,62 @@
+"""Distillation: small students, a loss that goes down, and clear errors."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import SOLUTIONS  # noqa: F401  (puts the reference on sys.path)
+from ex3_model import CNNModel
+from glyph_ebm import metrics
+from glyph_ebm.compression.distill import StudentEnergy, distill, replay_buffer, student_family
+from glyph_ebm.errors import CheckpointError, GlyphEBMError
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    return CNNModel(num_classes=42, hidden=16).eval()      # the quick profile's size
+
+
+def test_family_reaches_well_under_a_hundredth_of_the_teacher(teacher):
+    sizes = {name: metrics.parameter_count(s)[1] for name, s in student_family().items()}
+    big = metrics.parameter_count(teacher)[1]
+    assert min(sizes.values()) < big / 100 and len(sizes) >= 4
+    assert list(sizes.values()) == sorted(sizes.values())
+    x = torch.rand(3, 1, 56, 56) * 2 - 1
+    assert StudentEnergy(4)(x).shape == (3,) and StudentEnergy(4)(torch.rand(2, 1, 28, 28)).shape == (2,)
+    with pytest.raises(ValueError, match="unconditional"):
+        StudentEnergy(4)(x, torch.tensor([0, 1, 2]))
+
+
+@pytest.mark.parametrize("source", ["train", "buffer", "both"])
+def test_distillation_lowers_the_mse(teacher, source):
+    torch.manual_seed(1)
+    train = torch.rand(256, 1, 32, 32) * 2 - 1
+    buffer = torch.rand(128, 1, 32, 32) * 0.5
+    student = StudentEnergy(4)
+    with torch.no_grad():
+        before = F.mse_loss(student(train), teacher(train)).item()
+    history = distill(student, teacher, train, buffer, source=source, steps=120, batch_size=64, log_every=20)
+    with torch.no_grad():
+        after = F.mse_loss(student(train), teacher(train)).item()
+    assert history["mse"][-1] < history["mse"][0]
+    assert after < 0.5 * before, (before, after)
+    assert not student.training
+
+
+def test_bad_requests(teacher, tmp_path):
+    with pytest.raises(GlyphEBMError, match="source"):
+        distill(StudentEnergy(2), teacher, torch.zeros(4, 1, 8, 8), source="data")
+    with pytest.raises(GlyphEBMError, match="replay buffer"):
+        distill(StudentEnergy(2), teacher, torch.zeros(4, 1, 8, 8), source="both")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        replay_buffer(tmp_path)
+
+
+def test_replay_buffer_is_read_from_the_run_checkpoint(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    buffer = torch.rand(5, 1, 8, 8)
+    torch.save({"sampler": {"buffer": buffer}}, tmp_path / "checkpoints" / "last.ckpt")
+    assert torch.equal(replay_buffer(tmp_path), buffer)
+    torch.save({"sampler": {"buffer": torch.zeros(0, 1, 8, 8)}}, tmp_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(CheckpointError, match="no replay buffer"):
+        replay_buffer(tmp_path)
