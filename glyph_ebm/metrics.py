@@ -116,8 +116,7 @@ def inception_score(probs) -> float:
 
 
 def _stats(features) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(torch.as_tensor(features).detach().cpu().double().numpy() if torch.is_tensor(features) else features,
-                   dtype=np.float64)
+    a = features.detach().cpu().double().numpy() if torch.is_tensor(features) else np.asarray(features, np.float64)
     return a.mean(0), np.cov(a, rowvar=False)
 
 

@@ -197,14 +197,12 @@ def student_id(name: str) -> str:
 
 
 # -- grading ----------------------------------------------------------------------------------
-def _cell_tasks(notebook: Path) -> dict[str, str]:
+def _task_table(notebook: Path) -> tuple[dict[str, str], dict[str, float]]:
+    """``({grade cell id: task}, {task: points})`` of the source notebook."""
     nb = json.loads(notebook.read_text())
-    return {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["glyph_ebm_task"]
-            for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")}
-
-
-def _task_points(notebook: Path) -> dict[str, float]:
-    return json.loads(notebook.read_text())["metadata"]["glyph_ebm"]["tasks"]
+    cell_tasks = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["glyph_ebm_task"]
+                  for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")}
+    return cell_tasks, nb["metadata"]["glyph_ebm"]["tasks"]
 
 
 def _messages(graded: Path, cell_tasks: dict[str, str], timeout: int) -> dict[str, list[str]]:
@@ -278,8 +276,7 @@ def autograde(submissions: Path, course: Path = COURSE, timeout: int | None = No
         progress(f"nbgrader reported problems for some submissions (details in {course / 'nbgrader.log'})")
     if feedback:
         _nbgrader(course, "generate_feedback", ASSIGNMENT, "--force", *only_batch, env=env)
-    cell_tasks = _cell_tasks(course / "source" / ASSIGNMENT / NOTEBOOK)
-    points = _task_points(course / "source" / ASSIGNMENT / NOTEBOOK)
+    cell_tasks, points = _task_table(course / "source" / ASSIGNMENT / NOTEBOOK)
     results = []
     for sid in ids:
         scores = _read_scores(course, sid, cell_tasks)

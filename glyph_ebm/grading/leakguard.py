@@ -48,8 +48,7 @@ def public_lines(solutions: Path = SOLUTIONS, notebook_path: Path = nbsource.NOT
         lines |= {ln.strip() for ln in strip_solutions((solutions / name).read_text(), name).splitlines()}
     nb = json.loads(Path(notebook_path).read_text())
     for cell in nb["cells"]:
-        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        lines |= {ln.strip() for ln in nbsource.strip_hidden(source).splitlines()}
+        lines |= {ln.strip() for ln in nbsource.split_hidden(nbsource.cell_source(cell))[0]}
     return lines
 
 

@@ -63,13 +63,7 @@ def parse_source(text: str, filename: str = "ex3_source.py") -> list[dict]:
         if cell["kind"] == "markdown":
             lines = [ln[2:] if ln.startswith("# ") else ln.lstrip("#") for ln in lines]
         cell["source"] = "\n".join(lines)
-        hidden_open = False
-        for ln in lines:
-            if HIDDEN_BEGIN in ln:
-                hidden_open = True
-            elif HIDDEN_END in ln:
-                hidden_open = False
-        if hidden_open:
+        if split_hidden(cell["source"])[2]:
             raise NotebookSourceError(f"{filename}:{cell['line']}: {HIDDEN_BEGIN} without {HIDDEN_END}")
     return cells
 
@@ -128,29 +122,32 @@ def notebook_is_stale(source: Path = SOURCE, target: Path = NOTEBOOK) -> bool:
     return not target.exists() or target.read_text() != notebook_text(source)
 
 
-def strip_hidden(source: str) -> str:
-    """``source`` without its hidden-test regions (what nbgrader releases)."""
-    kept, inside = [], False
+def split_hidden(source: str) -> tuple[list[str], list[str], bool]:
+    """``(visible, hidden, unclosed)``: the lines outside and inside the hidden-test regions of
+    ``source`` (marker lines belong to neither), and whether a region is left open."""
+    visible, hidden, inside = [], [], False
     for line in source.splitlines():
         if HIDDEN_BEGIN in line:
             inside = True
         elif HIDDEN_END in line:
             inside = False
-        elif not inside:
-            kept.append(line)
-    return "\n".join(kept)
+        else:
+            (hidden if inside else visible).append(line)
+    return visible, hidden, inside
+
+
+def cell_source(cell: dict) -> str:
+    """A notebook cell's source as one string (nbformat allows a list of lines too)."""
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+def strip_hidden(source: str) -> str:
+    """``source`` without its hidden-test regions (what nbgrader releases)."""
+    return "\n".join(split_hidden(source)[0])
 
 
 def hidden_test_lines(notebook: dict) -> list[str]:
     """Every line between the hidden-test markers of ``notebook`` (stripped, non-empty)."""
-    lines, inside = [], False
-    for cell in notebook["cells"]:
-        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        for line in source.splitlines():
-            if HIDDEN_BEGIN in line:
-                inside = True
-            elif HIDDEN_END in line:
-                inside = False
-            elif inside and line.strip():
-                lines.append(line.strip())
-    return lines
+    return [line.strip() for cell in notebook["cells"] for line in split_hidden(cell_source(cell))[1]
+            if line.strip()]
