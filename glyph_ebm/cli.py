@@ -1,4 +1,5 @@
-"""``glyph-ebm`` command line: ``train``, ``template``, ``glyphs``, ``grade``, ``release``, ``autograde``.
+"""``glyph-ebm`` command line: ``train``, ``template``, ``glyphs``, ``grade``, ``release``, ``autograde``,
+``compress``.
 
 ``glyph-ebm train [--code DIR] ...`` runs the main job of the exercise code in ``DIR``
 (default: the reference ``solutions/``; use ``--code ex3`` for your filled-in template); all
@@ -7,6 +8,9 @@ other options are those of ``python ex3_main.py --help``.
 ``glyph-ebm grade PATH [--json]`` grades one folder of exercise files with nbgrader;
 ``glyph-ebm release`` and ``glyph-ebm autograde SUBMISSIONS`` are the instructor's commands
 behind ``make release`` and ``make autograde``.
+
+``glyph-ebm compress RUN --method all [--quick]`` runs the compression study
+(:mod:`glyph_ebm.compression.study`) on a trained model and writes ``RUN/compression/``.
 """
 from __future__ import annotations
 
@@ -141,6 +145,56 @@ def _template(argv) -> int:
     return 0
 
 
+def _compress(argv) -> int:
+    from .compression.study import METHODS, STRATEGIES, StudyConfig, load_subject, run_study
+
+    p = argparse.ArgumentParser(prog="glyph-ebm compress",
+                                description="quantize, prune and distill a trained energy model; writes "
+                                            "RUN/compression/ (results.csv, results.md, figures)")
+    p.add_argument("run", type=Path, help="run folder with checkpoints/last.ckpt (e.g. runs/demo) "
+                                          "or a pretrained .pt file")
+    p.add_argument("--method", default="all", help=f"{'|'.join(METHODS)}|all, or a comma-separated list (default all)")
+    p.add_argument("--quick", action="store_true", help="fewer ratios, strategies and steps (< 20 min on 2 CPU cores)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default RUN/compression)")
+    p.add_argument("--code", type=Path, default=None, help="exercise folder whose CNNModel the weights fit "
+                                                         "(default: the reference solutions/)")
+    p.add_argument("--strategies", default=None, help=f"pruning strategies, comma-separated: {', '.join(STRATEGIES)}")
+    p.add_argument("--ratios", default=None, help="pruning ratios, comma-separated (e.g. 0.3,0.5,0.9)")
+    p.add_argument("--finetune-steps", type=int, default=None, help="fine-tune steps per pruned model (0 = none)")
+    p.add_argument("--distill-steps", type=int, default=None, help="training steps per student")
+    p.add_argument("--overwrite", action="store_true", help="discard an earlier study in the output folder")
+    args = p.parse_args(argv)
+    try:
+        methods = METHODS if args.method == "all" else tuple(m.strip() for m in args.method.split(",") if m.strip())
+        changes = {"methods": methods}
+        if args.strategies:
+            changes["strategies"] = tuple(s.strip() for s in args.strategies.split(","))
+        if args.ratios:
+            try:
+                changes["ratios"] = tuple(float(r) for r in args.ratios.split(","))
+            except ValueError:
+                raise GlyphEBMError(f"--ratios expects numbers like 0.3,0.5,0.9, got {args.ratios!r}") from None
+        if args.finetune_steps is not None:
+            changes["finetune_steps"] = args.finetune_steps
+        if args.distill_steps is not None:
+            changes["distill_steps"] = args.distill_steps
+        study = StudyConfig.quick(**changes) if args.quick else StudyConfig(**changes)
+        study.validate()
+        if not args.run.exists():
+            raise GlyphEBMError(f"{args.run} does not exist; train a model first (make demo writes runs/demo)")
+        subject = load_subject(args.run, code_dir=args.code)
+        out = args.out or (Path("runs") / f"{args.run.stem}-compression" if args.run.is_file()
+                           else args.run / "compression")
+        run_study(subject, out, study, overwrite=args.overwrite)
+    except GlyphEBMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to continue (finished models are kept)", file=sys.stderr)
+        return 130
+    return 0
+
+
 def _glyphs(argv) -> int:
     from .glyphs import main as glyphs_main
 
@@ -148,19 +202,20 @@ def _glyphs(argv) -> int:
 
 
 COMMANDS = {"train": _train, "template": _template, "glyphs": _glyphs, "grade": _grade,
-            "release": _release, "autograde": _autograde}
+            "release": _release, "autograde": _autograde, "compress": _compress}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: glyph-ebm {train,template,glyphs,grade,release,autograde} [options]\n"
+        print("usage: glyph-ebm {train,template,glyphs,grade,release,autograde,compress} [options]\n"
               "  train      train/evaluate the exercise (options: glyph-ebm train --help)\n"
               "  template   regenerate ex3/ and the graded notebook from their sources\n"
               "  glyphs     write a contact sheet of the embedded glyph set\n"
               "  grade      grade one folder of exercise files with nbgrader (--json for scores)\n"
               "  release    build the student release with nbgrader and check it for leaks\n"
-              "  autograde  grade a folder of submissions (one sub-folder per student)", file=sys.stderr)
+              "  autograde  grade a folder of submissions (one sub-folder per student)\n"
+              "  compress   quantize, prune and distill a trained model (RUN/compression/)", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     return COMMANDS[argv[0]](argv[1:])
 

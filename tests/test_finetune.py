@@ -42,3 +42,24 @@ def test_with_a_sampler_the_generative_term_is_used():
     finetune(model, x, y, steps=5, sampler=sample, keep_zeros=False)
     assert len(calls) == 5
     assert all(p.grad is None or p.requires_grad for p in model.parameters())
+
+
+def test_energy_anchor_pulls_the_energies_back_to_the_teacher():
+    torch.manual_seed(0)
+    x, y = _data()
+    teacher = CNNModel(num_classes=2, hidden=4).eval()
+    extra = torch.rand(32, 1, 16, 16) * 2 - 1
+
+    def gap(model):
+        with torch.no_grad():
+            probe = torch.cat([x, extra])
+            return float((model(probe) - teacher(probe)).pow(2).mean())
+
+    results = {}
+    for weight in (0.0, 5.0):
+        model = prune_unstructured(teacher, 0.7)
+        finetune(model, x, y, steps=60, lr=3e-3, batch_size=32, teacher=teacher, anchor_weight=weight,
+                 anchor_images=extra)
+        results[weight] = gap(model)
+        assert abs(sparsity(model) - 0.7) < 1e-3          # the anchor does not undo the pruning
+    assert results[5.0] < 0.5 * results[0.0]
