@@ -10,7 +10,8 @@ other options are those of ``python ex3_main.py --help``.
 behind ``make release`` and ``make autograde``.
 
 ``glyph-ebm compress RUN --method all [--quick]`` runs the compression study
-(:mod:`glyph_ebm.compression.study`) on a trained model and writes ``RUN/compression/``.
+(:mod:`glyph_ebm.compression.study`) on a trained model and writes ``RUN/compression/``;
+``glyph-ebm ablate [--quick]`` trains the advanced-training ablation (:mod:`glyph_ebm.advanced.ablate`).
 """
 from __future__ import annotations
 
@@ -195,6 +196,12 @@ def _compress(argv) -> int:
     return 0
 
 
+def _ablate(argv) -> int:
+    from .advanced.ablate import main as ablate_main
+
+    return ablate_main(argv)
+
+
 def _glyphs(argv) -> int:
     from .glyphs import main as glyphs_main
 
@@ -202,20 +209,22 @@ def _glyphs(argv) -> int:
 
 
 COMMANDS = {"train": _train, "template": _template, "glyphs": _glyphs, "grade": _grade,
-            "release": _release, "autograde": _autograde, "compress": _compress}
+            "release": _release, "autograde": _autograde, "compress": _compress,
+            "ablate": _ablate}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: glyph-ebm {train,template,glyphs,grade,release,autograde,compress} [options]\n"
+        print("usage: glyph-ebm {train,template,glyphs,grade,release,autograde,compress,ablate} [options]\n"
               "  train      train/evaluate the exercise (options: glyph-ebm train --help)\n"
               "  template   regenerate ex3/ and the graded notebook from their sources\n"
               "  glyphs     write a contact sheet of the embedded glyph set\n"
               "  grade      grade one folder of exercise files with nbgrader (--json for scores)\n"
               "  release    build the student release with nbgrader and check it for leaks\n"
               "  autograde  grade a folder of submissions (one sub-folder per student)\n"
-              "  compress   quantize, prune and distill a trained model (RUN/compression/)", file=sys.stderr)
+              "  compress   quantize, prune and distill a trained model (RUN/compression/)\n"
+              "  ablate     train the advanced-training ablation (runs/ablation/)", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     return COMMANDS[argv[0]](argv[1:])
 

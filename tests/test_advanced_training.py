@@ -1,0 +1,160 @@
+"""AdvancedConfig validation, AdvancedJEM with each switch, its checkpoints (buffer + EMA), and a
+tiny end-to-end ``ablate`` run."""
+import csv
+import functools
+import json
+import warnings
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from glyph_ebm.advanced import ablate
+from glyph_ebm.advanced.config import AdvancedConfig, advanced_config
+from glyph_ebm.advanced.training import AdvancedJEM
+from glyph_ebm.errors import CheckpointError, ConfigError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is as fast, and far faster when another job keeps the cores busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+TINY = dict(hidden=4, batch_size=8, sample_size=4, sgld_steps=3, buffer_size=32, warmup_epochs=0.0,
+            channels_last=False, accelerator="cpu", gen_steps=2)
+
+
+def _data(n=24, size=16, classes=3):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, 1, size, size, generator=g) * 2 - 1, torch.arange(n) % classes
+
+
+def test_defaults_are_the_exercise_and_bad_settings_are_explained():
+    assert AdvancedConfig().switches() == {}
+    cfg = advanced_config("quick", kl_weight=1.0, ema_decay=0.99)
+    assert cfg.switches() == {"kl_weight": 1.0, "ema_decay": 0.99} and cfg.sgld_steps == 20
+    assert AdvancedConfig.from_dict(cfg.to_dict()) == cfg
+    bad = [
+        (dict(kl_weight=1.0, kl_steps=30), "kl_steps must be between 1 and sgld_steps"),
+        (dict(entropy_weight=0.5, kl_steps=0), "kl_steps"),
+        (dict(kl_weight=-1.0), "kl_weight must be >= 0"),
+        (dict(ema_decay=1.0), r"ema_decay must be in \[0, 1\)"),
+        (dict(sample_with_ema=True), "needs an EMA model"),
+        (dict(buffer_scheme="fifo"), "unknown buffer_scheme 'fifo'"),
+        (dict(chain_init="zeros"), "unknown chain_init"),
+        (dict(ml_loss="hinge"), "unknown ml_loss"),
+        (dict(temperature=0.0), "temperature must be > 0"),
+        (dict(augment_every=-2), "augment_every"),
+        (dict(sgld_grad_clip=-0.1), "sgld_grad_clip"),
+        (dict(mode="gan"), "unknown mode"),
+    ]
+    for changes, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            advanced_config("quick", **changes)
+    with pytest.raises(ConfigError, match="unknown config field"):
+        advanced_config("quick", kl_wieght=1.0)
+    with pytest.raises(ConfigError, match="unknown profile"):
+        advanced_config("huge")
+
+
+SWITCHES = [
+    {},
+    {"kl_weight": 1.0, "entropy_weight": 1.0, "kl_steps": 2},
+    {"multiscale": True, "spectral_norm": True, "ml_loss": "softmax", "temperature": 0.5, "kl_weight": 0.5},
+    {"augment_init": True, "buffer_scheme": "reservoir", "ema_decay": 0.9, "sample_with_ema": True},
+    {"chain_init": "data", "mode": "jem_cond", "kl_weight": 1.0, "augment_init": True},
+    {"chain_init": "noise", "mode": "ebm", "sgld_grad_clip": None},
+]
+
+
+@pytest.mark.parametrize("changes", SWITCHES, ids=lambda c: ",".join(c) or "baseline")
+def test_every_switch_trains(changes):
+    torch.manual_seed(0)
+    cfg = advanced_config("smoke", **{**TINY, **changes})
+    model = AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16))
+    x, y = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # self.log() outside a Trainer
+        for step in range(3):
+            loss = model.training_step((x[:8], y[:8]), step)
+            assert torch.isfinite(loss)
+            loss.backward()
+            model.on_train_batch_end(None, None, step)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.net.parameters())
+    assert 0 < len(model.sampler.replay) <= cfg.buffer_size
+    neg = model.sample_negatives(x[:8], y[:8])
+    assert not neg["x_fake"].requires_grad
+    assert (neg["x_kl"] is not None and neg["x_kl"].grad_fn is not None) == cfg.uses_kl
+    samples = model.generate(5, steps=2)
+    assert samples.shape == (5, 1, 16, 16) and samples.min() >= -1 and samples.max() <= 1
+
+
+def test_checkpoint_round_trip_keeps_buffer_and_ema(tmp_path):
+    from glyph_ebm.training import build_trainer
+
+    torch.manual_seed(0)
+    cfg = advanced_config("smoke", **TINY, epochs=2, max_steps_per_epoch=3, ema_decay=0.9, kl_weight=1.0,
+                          augment_init=True, buffer_scheme="reservoir")
+    model = AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16))
+    x, y = _data()
+    trainer = build_trainer(cfg, tmp_path, enable_progress_bar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=8))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert {"sampler", "ema", "sgld_step_size", "noise_generator"} <= set(raw)
+
+    loaded = AdvancedJEM.load_from_checkpoint(ckpt, map_location="cpu")
+    assert loaded.cfg == cfg
+    assert torch.equal(loaded.sampler.replay.buffer, model.sampler.replay.buffer) and len(loaded.sampler.replay) > 0
+    assert loaded.sampler.replay.n_seen == model.sampler.replay.n_seen == 2 * 3 * cfg.sample_size
+    assert loaded.ema.updates == model.ema.updates == 6
+    for (name, a), b in zip(loaded.ema.model.state_dict().items(), model.ema.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    ema_w, net_w = loaded.ema.model.state_dict(), loaded.net.state_dict()
+    assert any(not torch.equal(ema_w[k], net_w[k]) for k in net_w)           # EMA really is its own copy
+    for k, v in model.net.state_dict().items():
+        assert torch.equal(net_w[k], v)
+    assert torch.equal(loaded.sampler.replay.draw(4)[0], model.sampler.replay.draw(4)[0])   # same generator
+
+    no_ema = {k: v for k, v in raw.items() if k != "ema"}
+    with pytest.raises(CheckpointError, match="no EMA weights"):
+        AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16)).on_load_checkpoint(no_ema)
+
+
+def test_tiny_ablation_end_to_end(tmp_path, monkeypatch, capsys):
+    from glyph_ebm import metrics
+
+    monkeypatch.setattr(metrics, "glyph_classifier",
+                        functools.partial(metrics.glyph_classifier, cache_dir=tmp_path / "cache"))
+    out = tmp_path / "ablation"
+    args = ["--small", "--steps", "3", "--only", "baseline,kl", "--gen-samples", "8", "--gen-steps", "3",
+            "--ood-n", "32", "--judge-steps", "5", "--out", str(out), "--no-progress"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert ablate.main(args) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["run"] for r in rows] == ["baseline", "kl"]
+    assert json.loads(rows[1]["switches"]) == {"augment_init": True, "augment_every": 20, "multiscale": True,
+                                               "kl_weight": 1.0}
+    assert {"auroc_noise", "auroc_digits", "is", "fid", "test_accuracy"} <= set(rows[0])
+    table = (out / "table.md").read_text()
+    assert "| baseline |" in table and "| kl | multiscale |" in table
+    for name in ("baseline", "kl"):
+        result = json.loads((out / name / "result.json").read_text())
+        assert result["steps"] == 3 and 0 <= result["test_accuracy"] <= 1
+        assert (out / name / "samples.png").exists() and (out / name / "checkpoints" / "last.ckpt").exists()
+    assert (out / "samples_side_by_side.png").exists()
+
+    stamp = (out / "kl" / "result.json").stat().st_mtime_ns
+    assert ablate.main(args) == 0                                  # finished runs are skipped
+    assert (out / "kl" / "result.json").stat().st_mtime_ns == stamp
+    capsys.readouterr()
+    assert ablate.main([*args[:2], "4", *args[3:]]) == 2          # other settings, same folder
+    assert "other settings" in capsys.readouterr().err
+    assert ablate.main(["--only", "nope", "--out", str(out)]) == 2
