@@ -164,8 +164,16 @@ def _compress(argv) -> int:
     p.add_argument("--finetune-steps", type=int, default=None, help="fine-tune steps per pruned model (0 = none)")
     p.add_argument("--distill-steps", type=int, default=None, help="training steps per student")
     p.add_argument("--overwrite", action="store_true", help="discard an earlier study in the output folder")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 is much faster when another job keeps the cores busy)")
     args = p.parse_args(argv)
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise GlyphEBMError(f"--threads must be at least 1, got {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
         methods = METHODS if args.method == "all" else tuple(m.strip() for m in args.method.split(",") if m.strip())
         changes = {"methods": methods}
         if args.strategies:

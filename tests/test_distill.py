@@ -60,3 +60,24 @@ def test_replay_buffer_is_read_from_the_run_checkpoint(tmp_path):
     torch.save({"sampler": {"buffer": torch.zeros(0, 1, 8, 8)}}, tmp_path / "checkpoints" / "last.ckpt")
     with pytest.raises(CheckpointError, match="no replay buffer"):
         replay_buffer(tmp_path)
+
+
+def test_transfer_augmentation_is_seeded_in_range_and_mixes_kinds():
+    from glyph_ebm.compression.distill import transfer_augment
+
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    a = transfer_augment(x, torch.Generator().manual_seed(3))
+    b = transfer_augment(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert a.min() >= -1 - 1e-5 and a.max() <= 1 + 1e-5
+    unchanged = (a == x).flatten(1).all(1)
+    assert 0 < int(unchanged.sum()) < 64          # some kept as they are, most replaced
+    assert not torch.equal(a, transfer_augment(x, torch.Generator().manual_seed(4)))
+
+
+def test_augmented_distillation_runs_and_lowers_the_mse(teacher):
+    torch.manual_seed(0)
+    x = torch.rand(256, 1, 56, 56) * 2 - 1
+    student = StudentEnergy(2)
+    history = distill(student, teacher, x, source="train", steps=40, batch_size=64, augment=True, log_every=10)
+    assert history["mse"][-1] < history["mse"][0]

@@ -62,11 +62,13 @@ class StudyConfig:
     finetune_steps: int = 300          # steps of batch 128 (the report used 7 epochs)
     finetune_lr: float = 5e-4
     anchor_weight: float = 1.0         # energy anchor of the fine-tune (0 = cross-entropy only)
-    student_widths: tuple[int, ...] = (1, 2, 3, 4, 5, 8, 16)
-    student_pool: int = 4
-    distill_steps: int = 4000
+    student_widths: tuple[int, ...] = (1, 2, 4, 6, 8, 16)
+    student_pool: int = 2
+    distill_steps: int = 6000
     distill_source: str = "both"       # source of the student family
-    compare_sources_width: int = 4     # width at which train / buffer / both are compared (0 = skip)
+    distill_augment: bool = True       # widen the transfer set (see distill.transfer_augment)
+    distill_batch: int = 256
+    compare_sources_width: int = 8     # width at which train / buffer / both are compared (0 = skip)
     gen_samples: int = 256             # SGLD samples per model for IS / FID
     gen_steps: int | None = None       # SGLD steps from noise (None = the run's gen_steps)
     ood_n: int = 1000                  # images per OOD set
@@ -78,7 +80,7 @@ class StudyConfig:
         values = dict(ratios=(0.1, 0.3, 0.5, 0.7, 0.9),
                       strategies=("unstructured-global", "unstructured-conv", "channels-l1-global",
                                   "channels-l2-conv"),
-                      finetune_steps=150, student_widths=(1, 2, 4, 5, 8), distill_steps=2500,
+                      finetune_steps=150, student_widths=(2, 4, 8, 16), distill_steps=2500, distill_batch=128,
                       gen_samples=128, gen_steps=128, latency_repeats=7)
         values.update(changes)
         return cls(**values)
@@ -275,7 +277,7 @@ def plan(subject: Subject, study: StudyConfig, bench_ref: list) -> list[Job]:
                 s = StudentEnergy(width=width, pool=study.student_pool)
                 b = bench_ref[0]
                 distill(s, teacher, b.train_x, subject.buffer, source=source, steps=study.distill_steps,
-                        batch_size=256, seed=study.seed)
+                        batch_size=study.distill_batch, seed=study.seed, augment=study.distill_augment)
                 return s
             return build
         family_source = study.distill_source if subject.buffer is not None else "train"
