@@ -32,3 +32,15 @@ def run_cli(args, cwd=SOLUTIONS, timeout=600, env=None):
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run([PYTHON, "ex3_main.py", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=full_env)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny-tensor tests: as fast alone, and far faster when
+    another job keeps the two cores busy (two threads then slow down 10x or more)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

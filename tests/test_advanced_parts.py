@@ -16,13 +16,7 @@ from glyph_ebm.advanced.spectral import apply_spectral_norm, spectral_norms
 from glyph_ebm.errors import ConfigError, GlyphEBMError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is as fast, and far faster when another job keeps the cores busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- augmentations ------------------------------------------------------------------------

@@ -15,13 +15,7 @@ from glyph_ebm.advanced.training import AdvancedJEM
 from glyph_ebm.errors import CheckpointError, ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is as fast, and far faster when another job keeps the cores busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(hidden=4, batch_size=8, sample_size=4, sgld_steps=3, buffer_size=32, warmup_epochs=0.0,
