@@ -148,6 +148,7 @@ def _template(argv) -> int:
 
 def _compress(argv) -> int:
     from .compression.study import METHODS, STRATEGIES, StudyConfig, load_subject, run_study
+    from .longjob import add_threads_option, run_long_job
 
     p = argparse.ArgumentParser(prog="glyph-ebm compress",
                                 description="quantize, prune and distill a trained energy model; writes "
@@ -164,16 +165,10 @@ def _compress(argv) -> int:
     p.add_argument("--finetune-steps", type=int, default=None, help="fine-tune steps per pruned model (0 = none)")
     p.add_argument("--distill-steps", type=int, default=None, help="training steps per student")
     p.add_argument("--overwrite", action="store_true", help="discard an earlier study in the output folder")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (1 is much faster when another job keeps the cores busy)")
+    add_threads_option(p)
     args = p.parse_args(argv)
-    try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise GlyphEBMError(f"--threads must be at least 1, got {args.threads}")
-            import torch
 
-            torch.set_num_threads(args.threads)
+    def job() -> None:
         methods = METHODS if args.method == "all" else tuple(m.strip() for m in args.method.split(",") if m.strip())
         changes = {"methods": methods}
         if args.strategies:
@@ -195,13 +190,8 @@ def _compress(argv) -> int:
         out = args.out or (Path("runs") / f"{args.run.stem}-compression" if args.run.is_file()
                            else args.run / "compression")
         run_study(subject, out, study, overwrite=args.overwrite)
-    except GlyphEBMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to continue (finished models are kept)", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_long_job(job, args.threads, kept="finished models")
 
 
 def _ablate(argv) -> int:

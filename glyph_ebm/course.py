@@ -20,9 +20,11 @@ checks that the committed ``ex3/`` equals the generated output.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -121,3 +123,14 @@ def stale_template_files(src: Path = SOLUTIONS, dst: Path = TEMPLATE) -> list[st
         if not target.exists() or target.read_text() != expected:
             stale.append(name)
     return stale
+
+
+def import_file(path: Path, module_name: str) -> ModuleType:
+    """Execute one exercise file (``ex3_model.py``, ...) as a module named ``module_name``,
+    without putting its folder on ``sys.path`` (the files use flat, script-style imports, so
+    the reference's and a student's copies would otherwise shadow each other)."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+

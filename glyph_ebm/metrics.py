@@ -52,19 +52,29 @@ def parameter_count(model: nn.Module) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def scoring_latency(model: nn.Module, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> dict:
-    """Median seconds to compute ``model(x)`` for the batch ``x`` and for its first image."""
+def scoring_latency(model: nn.Module, x: torch.Tensor, repeats: int = 20, warmup: int = 3,
+                    reference: nn.Module | None = None) -> dict:
+    """Median seconds to compute ``model(x)`` for the batch ``x`` and for its first image.
+
+    With a ``reference`` model the two are timed in turn (reference, model, reference, ...), so
+    both medians see the same machine load, and ``reference_batch_s``/``reference_single_s`` are
+    added: on a shared or busy machine a ratio of two separate timings can be off by 10x, a ratio
+    of interleaved ones cannot.
+    """
+    models = {"": model} if reference is None else {"reference_": reference.eval(), "": model}
     model.eval()
     out = {}
     for name, batch in (("batch_s", x), ("single_s", x[:1])):
-        for _ in range(warmup):
-            model(batch)
-        times = []
+        for m in models.values():
+            for _ in range(warmup):
+                m(batch)
+        times = {prefix: [] for prefix in models}
         for _ in range(repeats):
-            start = time.perf_counter()
-            model(batch)
-            times.append(time.perf_counter() - start)
-        out[name] = float(np.median(times))
+            for prefix, m in models.items():
+                start = time.perf_counter()
+                m(batch)
+                times[prefix].append(time.perf_counter() - start)
+        out.update({prefix + name: float(np.median(t)) for prefix, t in times.items()})
     out["batch_size"] = int(len(x))
     return out
 

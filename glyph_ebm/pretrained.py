@@ -15,7 +15,6 @@ eval mode, with ``forward(x, y=None) = f(x) = -E(x)``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .course import ROOT, SOLUTIONS
+from .course import ROOT, SOLUTIONS, import_file
 from .errors import CheckpointError
 
 DEFAULT = ROOT / "pretrained" / "jem_quick.pt"
@@ -73,10 +72,7 @@ def _import_model_module(code_dir: Path):
     path = Path(code_dir) / "ex3_model.py"
     if not path.exists():
         raise CheckpointError(f"no ex3_model.py in {code_dir}")
-    spec = importlib.util.spec_from_file_location(f"_pretrained_ex3_model_{abs(hash(str(path)))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(path, f"_pretrained_ex3_model_{abs(hash(str(path)))}")
 
 
 def info(path: str | os.PathLike = DEFAULT) -> dict:

@@ -56,6 +56,23 @@ def test_inpainting_report_on_an_energy_that_knows_the_answer():
     assert report["mse_restored"] < 1e-6 and report["ratio"] == pytest.approx(report["mse_restored"] / by_hand)
 
 
+def test_averaging_chains_estimates_the_posterior_mean():
+    """One noisy chain is a sample; the mean of many is closer to the truth, visible pixels intact."""
+    clean = _glyph().repeat(4, 1, 1, 1)
+    toy = QuadraticEnergy(clean[:1], precision=1.0)
+    hole = centre_mask(clean.shape)
+    sgld = dict(steps=40, step_size=0.5, noise=0.3, grad_clip=None, fill="noise", seed=0)
+    one = inpainting_report(toy, clean, hole, chains=1, **sgld)
+    many = inpainting_report(toy, clean, hole, chains=16, **sgld)
+    assert many["mse_restored"] < 0.6 * one["mse_restored"]     # measured ~0.47 (clamping at +-1 biases)
+    assert many["factor"] == pytest.approx(many["mse_mean_fill"] / many["mse_restored"])
+    out = inpaint(toy, clean, hole, chains=16, **sgld)
+    assert out.shape == clean.shape
+    assert torch.equal(out[~hole.expand_as(clean)], clean[~hole.expand_as(clean)])
+    with pytest.raises(GlyphEBMError, match="chains"):
+        inpaint(toy, clean, hole, chains=0)
+
+
 def test_corruption_and_denoising():
     clean = _glyph().repeat(8, 1, 1, 1)
     noisy = corrupt(clean, "salt_pepper", amount=0.2, seed=0)

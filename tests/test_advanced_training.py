@@ -126,6 +126,10 @@ def test_tiny_ablation_end_to_end(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(metrics, "glyph_classifier",
                         functools.partial(metrics.glyph_classifier, cache_dir=tmp_path / "cache"))
+    monkeypatch.setattr(ablate, "RESTORE_N", 4)
+    monkeypatch.setattr(ablate, "INPAINT", {**ablate.INPAINT, "steps": 3, "chains": 2})
+    monkeypatch.setattr(ablate, "CROSS_N", 5)
+    monkeypatch.setattr(ablate, "CROSS_STEPS", 3)
     out = tmp_path / "ablation"
     args = ["--small", "--steps", "3", "--only", "baseline,kl", "--gen-samples", "8", "--gen-steps", "3",
             "--ood-n", "32", "--judge-steps", "5", "--out", str(out), "--no-progress"]
@@ -136,12 +140,15 @@ def test_tiny_ablation_end_to_end(tmp_path, monkeypatch, capsys):
     assert [r["run"] for r in rows] == ["baseline", "kl"]
     assert json.loads(rows[1]["switches"]) == {"augment_init": True, "augment_every": 20, "multiscale": True,
                                                "kl_weight": 1.0}
-    assert {"auroc_noise", "auroc_digits", "is", "fid", "test_accuracy"} <= set(rows[0])
+    assert {"auroc_noise", "auroc_digits", "is", "fid", "test_accuracy", "inpaint_factor", "inpaint_factor_told",
+            "cross_class_rate"} <= set(rows[0])
+    assert float(rows[0]["inpaint_factor"]) > 0 and 0 <= float(rows[0]["cross_class_rate"]) <= 1
     table = (out / "table.md").read_text()
     assert "| baseline |" in table and "| kl | multiscale |" in table
     for name in ("baseline", "kl"):
         result = json.loads((out / name / "result.json").read_text())
         assert result["steps"] == 3 and 0 <= result["test_accuracy"] <= 1
+        assert result["inpaint_mse_mean_fill"] / result["inpaint_mse"] == pytest.approx(result["inpaint_factor"], rel=1e-3)
         assert (out / name / "samples.png").exists() and (out / name / "checkpoints" / "last.ckpt").exists()
     assert (out / "samples_side_by_side.png").exists()
 

@@ -5,7 +5,8 @@ import torch
 from conftest import SOLUTIONS  # noqa: F401  (puts the reference on sys.path)
 from ex3_model import CNNModel
 from glyph_ebm import metrics
-from glyph_ebm.compression.prune import PruningError, prune_channels, prunable, prune_unstructured, sparsity
+from glyph_ebm.compression.prune import (PruningError, compact_size_bytes, compact_state_dict, expand_state_dict,
+                                         prune_channels, prunable, prune_unstructured, sparsity)
 
 
 @pytest.fixture
@@ -71,3 +72,27 @@ def test_bad_requests_are_clear(model):
         prune_channels(model, 0.5, scope="everything")
     with pytest.raises(PruningError, match="layout"):
         prune_channels(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), 0.5)
+
+
+@pytest.mark.parametrize("amount", [0.5, 0.9])
+def test_compact_file_of_an_unstructured_pruned_model_is_smaller_and_exact(model, amount):
+    pruned = prune_unstructured(model, amount, "global")
+    dense = metrics.model_size_bytes(pruned)
+    compact = compact_size_bytes(pruned)
+    weights = sum(m.weight.numel() for m in prunable(pruned))
+    # bitmask (1 bit per weight) + surviving values: at least this much smaller than dense float32
+    saved = 4 * amount * weights - weights / 8
+    assert compact < dense - 0.9 * saved, (compact, dense)
+    restored = expand_state_dict(compact_state_dict(pruned))
+    assert restored.keys() == pruned.state_dict().keys()
+    assert all(torch.equal(restored[k], v) for k, v in pruned.state_dict().items())
+    fresh = CNNModel(num_classes=7, hidden=8)
+    fresh.load_state_dict(restored)
+    x = torch.rand(2, 1, 56, 56) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(fresh(x), pruned(x))
+
+
+def test_compact_format_leaves_dense_tensors_alone(model):
+    packed = compact_state_dict(model)            # nothing pruned: no tensor is worth a bitmask
+    assert all(isinstance(v, torch.Tensor) for v in packed.values())

@@ -44,11 +44,18 @@ import numpy as np
 import torch
 
 from ..errors import GlyphEBMError
+from ..longjob import add_threads_option, run_long_job
 from ..runner import write_json
 from .config import AdvancedConfig, advanced_config
 from .reference import reference_module
 
 OOD_SET_ORDER = ("noise", "uniform", "rotated", "flipped", "small", "digits")
+# Restoration and cross-class mapping, the same for every run (restore.inpainting_report,
+# compose.cross_class_rate): centre 30 % hidden on RESTORE_N held-out glyphs, the restoration is the
+# average of INPAINT["chains"] chains (an estimate of the posterior mean, the least-MSE answer).
+RESTORE_N = 48
+INPAINT = dict(frac=0.3, fill="mean", steps=100, step_size=1.0, noise=0.05, chains=4)
+CROSS_N, CROSS_STEPS = 128, 100
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,23 @@ class Bench:
                                                         seed=self.settings.seed)
 
     @cached_property
+    def restore_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(RESTORE_N, 1, H, W)`` held-out glyphs and their labels, the same for every run."""
+        g = torch.Generator().manual_seed(self.settings.seed + 1)
+        pick = torch.randperm(len(self.test_x), generator=g)[:RESTORE_N]
+        return self.test_x[pick], self.test_y[pick]
+
+    @cached_property
+    def cross_pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(images, source, target)``: CROSS_N held-out glyphs and a random *other* class each."""
+        g = torch.Generator().manual_seed(self.settings.seed)
+        pick = torch.randperm(len(self.test_x), generator=g)[:CROSS_N]
+        source = self.test_y[pick]
+        classes = int(self.test_y.max()) + 1
+        target = (source + torch.randint(1, classes, (len(pick),), generator=g)) % classes
+        return self.test_x[pick], source, target
+
+    @cached_property
     def judge(self):
         """The cached glyph classifier of this data (trained on first use, ~1 min on a CPU)."""
         from .. import metrics
@@ -202,7 +226,25 @@ def evaluate_run(model, bench: Bench, settings: AblationSettings, run_dir: Path)
     return {"test_accuracy": metrics.accuracy(net, bench.test_x, bench.test_y),
             "ood_auroc": {k: round(v, 4) for k, v in auroc.items()},
             "ood_auroc_mean": round(float(np.mean(list(auroc.values()))), 4),
-            "is": quality["is"], "fid": quality["fid"], "eval_seconds": round(time.time() - t0, 1)}
+            "is": quality["is"], "fid": quality["fid"], **applications(net, bench),
+            "eval_seconds": round(time.time() - t0, 1)}
+
+
+def applications(net, bench: Bench) -> dict:
+    """Inpainting factors (mean-fill MSE / restored MSE on the hidden pixels; > 1 = better than
+    filling with the visible mean) under ``p(x)`` and under ``p(x | y)`` with the label told, and
+    the cross-class mapping rate (share of glyphs the judge assigns to the target class after
+    CROSS_STEPS SGLD steps under ``f(x, target)``; before mapping it is ``cross_class_before``)."""
+    from .compose import cross_class_rate
+    from .restore import inpainting_report
+
+    x, y = bench.restore_set
+    free = inpainting_report(net, x, seed=bench.settings.seed, **INPAINT)
+    told = inpainting_report(net, x, y=y, seed=bench.settings.seed, **INPAINT)
+    cross = cross_class_rate(net, bench.judge, *bench.cross_pairs, steps=CROSS_STEPS, seed=bench.settings.seed)
+    return {"inpaint_factor": round(free["factor"], 5), "inpaint_factor_told": round(told["factor"], 5),
+            "inpaint_mse": round(free["mse_restored"], 6), "inpaint_mse_mean_fill": round(free["mse_mean_fill"], 6),
+            "cross_class_rate": round(cross["target_after"], 4), "cross_class_before": round(cross["target_before"], 4)}
 
 
 def run_one(name: str, settings: AblationSettings, bench: Bench, out: Path, progress: bool = True) -> dict:
@@ -238,17 +280,24 @@ def _ood_names(results: list[dict]) -> list[str]:
     return [n for n in OOD_SET_ORDER if n in names] + sorted(names - set(OOD_SET_ORDER))
 
 
+def _applications(r: dict, fmt: str) -> list[str]:
+    """Inpainting factors and cross-class rate of a result ("-" for results stored without them)."""
+    return [fmt.format(r[k]) if k in r else "-" for k in ("inpaint_factor", "inpaint_factor_told", "cross_class_rate")]
+
+
 def write_csv(results: list[dict], path: Path) -> Path:
     sets = _ood_names(results)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["run", "based_on", "switches", "steps", "train_seconds", "seconds_per_step", "test_accuracy",
-                "is", "fid", "ood_auroc_mean", *[f"auroc_{s}" for s in sets], "guard_rollbacks"])
+                "is", "fid", "ood_auroc_mean", *[f"auroc_{s}" for s in sets], "inpaint_factor", "inpaint_factor_told",
+                "cross_class_rate", "guard_rollbacks"])
     for r in results:
         w.writerow([r["name"], r["based_on"] or "", json.dumps(r["switches"], sort_keys=True), r["steps"],
                     r["train_seconds"], r["seconds_per_step"], f"{r['test_accuracy']:.4f}", f"{r['is']:.3f}",
                     f"{r['fid']:.3f}", f"{r['ood_auroc_mean']:.4f}",
-                    *[f"{r['ood_auroc'].get(s, float('nan')):.4f}" for s in sets], r["guard_rollbacks"]])
+                    *[f"{r['ood_auroc'].get(s, float('nan')):.4f}" for s in sets], *_applications(r, "{:.4f}"),
+                    r["guard_rollbacks"]])
     _write_text(path, buf.getvalue())
     return path
 
@@ -261,14 +310,21 @@ def write_table(results: list[dict], settings: AblationSettings, path: Path) -> 
              "baseline alone. IS/FID: "
              f"{settings.gen_samples} samples after {settings.gen_steps} SGLD steps from noise, judged by the "
              "cached glyph classifier (IS up to the number of classes, lower FID = closer to the test glyphs). "
-             "OOD: AUROC of the energy score, ID test glyphs = 0, OOD = 1.", "",
-             "| run | based on | adds | test acc | IS | FID | mean AUROC | " + " | ".join(sets) + " | s/step |",
-             "|" + "---|" * (8 + len(sets))]
+             "OOD: AUROC of the energy score, ID test glyphs = 0, OOD = 1. "
+             f"Inpainting: centre {INPAINT['frac']:.0%} of {RESTORE_N} held-out glyphs hidden, restored by the "
+             f"mean of {INPAINT['chains']} SGLD chains ({INPAINT['steps']} steps, visible pixels clamped); the factor "
+             "is the MSE of filling the hole with the visible mean divided by the MSE of the restoration "
+             "(> 1: the model restores better), under p(x) and under p(x | y) with the label told. "
+             f"Cross-class: share of {CROSS_N} held-out glyphs the judge reads as a random other class after "
+             f"{CROSS_STEPS} SGLD steps under that class's energy.", "",
+             "| run | based on | adds | test acc | IS | FID | mean AUROC | " + " | ".join(sets)
+             + " | inpaint x p(x) | inpaint x p(x given y) | cross-class | s/step |",
+             "|" + "---|" * (11 + len(sets))]
     for r in results:
         lines.append(f"| {r['name']} | {r['based_on'] or '-'} | {r['adds']} | {r['test_accuracy']:.3f} | "
                      f"{r['is']:.2f} | {r['fid']:.1f} | {r['ood_auroc_mean']:.3f} | "
                      + " | ".join(f"{r['ood_auroc'].get(s, float('nan')):.3f}" for s in sets)
-                     + f" | {r['seconds_per_step']:.3f} |")
+                     + " | " + " | ".join(_applications(r, "{:.2f}")) + f" | {r['seconds_per_step']:.3f} |")
     _write_text(path, "\n".join(lines) + "\n")
     return path
 
@@ -402,8 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimate", action="store_true", help="only time ~20 steps of each run and print the "
                                                            "estimated duration")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds other settings")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is much faster than 2 when "
-                                                             "another job keeps the cores busy)")
+    add_threads_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -422,24 +477,16 @@ def settings_from_args(args) -> AblationSettings:
 def main(argv=None) -> int:
     """``glyph-ebm ablate ...``; returns the exit status (2 for a problem with the input)."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise GlyphEBMError(f"--threads must be at least 1, got {args.threads}")
-            torch.set_num_threads(args.threads)
+
+    def job() -> None:
         settings = settings_from_args(args)
         if args.estimate:
             estimate(settings, progress=not args.no_progress)
-            return 0
+            return
         results = run_ablation(settings, args.out, progress=not args.no_progress, overwrite=args.overwrite)
-    except GlyphEBMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to continue (finished runs are kept)", file=sys.stderr)
-        return 130
-    print(f"wrote {Path(args.out) / 'table.md'} ({len(results)} runs)")
-    return 0
+        print(f"wrote {Path(args.out) / 'table.md'} ({len(results)} runs)")
+
+    return run_long_job(job, args.threads, kept="finished runs")
 
 
 if __name__ == "__main__":

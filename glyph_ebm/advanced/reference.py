@@ -7,11 +7,10 @@ on ``sys.path``.
 """
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from types import ModuleType
 
-from ..course import SOLUTIONS
+from ..course import SOLUTIONS, import_file
 from ..errors import GlyphEBMError
 
 
@@ -21,10 +20,7 @@ def reference_module(name: str) -> ModuleType:
     path = SOLUTIONS / f"{name}.py"
     if not path.exists():
         raise GlyphEBMError(f"the reference file {path} is missing; the advanced chapter builds on it")
-    spec = importlib.util.spec_from_file_location(f"_glyph_ebm_reference_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(path, f"_glyph_ebm_reference_{name}")
 
 
 def reference_model_class() -> type:

@@ -3,7 +3,9 @@
 * :func:`prune_unstructured` - L1-magnitude pruning of ``amount`` of the weights, either
   ``global`` (all conv and linear layers ranked together) or ``conv`` (conv layers only). The
   masks are made permanent, so the returned model is a plain module whose zeros are real zeros;
-  the file only shrinks with a sparse format (:func:`sparse_state_dict`).
+  the file shrinks with the bitmask format of :func:`compact_state_dict` (one bit per weight
+  plus the non-zero values: 50 % sparsity gives about 1.9x smaller weight tensors, where
+  torch's own COO format, with an int64 index per dimension, would be larger than dense).
 * :func:`prune_channels` - L1 or L2 norm channel pruning that **removes** the channels: the
   convolutions get fewer output (and the next layer fewer input) channels, so the model really
   is smaller and faster. Works on the exercise's layout (``features`` = a Sequential of
@@ -16,7 +18,9 @@ meaning, ``f(x) = -E(x)``.
 from __future__ import annotations
 
 import copy
+import io
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.utils.prune as torch_prune
@@ -65,16 +69,50 @@ def sparsity(model: nn.Module, scope: str = "global") -> float:
     return sum(int((w == 0).sum()) for w in weights) / max(total, 1)
 
 
-def sparse_state_dict(model: nn.Module) -> dict:
-    """The state dict with pruned weight matrices stored as sparse COO tensors (what makes an
-    unstructured-pruned model smaller on disk, once more than about half the weights are 0)."""
+MASKED = "__bitmask__"
+
+
+def compact_state_dict(model: nn.Module) -> dict:
+    """``model``'s state dict with every weight tensor that has enough zeros stored as a bitmask
+    plus its non-zero values: ``{"__bitmask__": True, "shape": (...), "mask": uint8 (packed bits,
+    1 = non-zero), "values": (nnz,) same dtype}``. A float32 tensor with a share ``z`` of zeros
+    then costs ``n / 8 + 4 n (1 - z)`` bytes instead of ``4 n``, which pays off from ``z > 1/32``.
+    Other entries are kept as they are. :func:`expand_state_dict` undoes it exactly."""
     out = {}
     for name, value in model.state_dict().items():
-        if name.endswith("weight") and value.dim() > 1 and (value == 0).float().mean() > 0.5:
-            out[name] = value.to_sparse()
-        else:
-            out[name] = value
+        if value.is_floating_point() and value.dim() > 1:
+            flat = value.detach().flatten()
+            nonzero = flat != 0
+            if (~nonzero).float().mean() > 1 / 32:
+                bits = np.packbits(nonzero.numpy().astype(np.uint8))
+                out[name] = {MASKED: True, "shape": tuple(value.shape), "mask": torch.from_numpy(bits),
+                             "values": flat[nonzero].clone()}
+                continue
+        out[name] = value
     return out
+
+
+def expand_state_dict(compact: dict) -> dict:
+    """The plain state dict of :func:`compact_state_dict`'s output (dense tensors again)."""
+    out = {}
+    for name, value in compact.items():
+        if isinstance(value, dict) and value.get(MASKED):
+            shape = tuple(value["shape"])
+            n = int(np.prod(shape))
+            nonzero = torch.from_numpy(np.unpackbits(value["mask"].numpy())[:n].astype(bool))
+            dense = torch.zeros(n, dtype=value["values"].dtype)
+            dense[nonzero] = value["values"]
+            value = dense.view(shape)
+        out[name] = value
+    return out
+
+
+def compact_size_bytes(model: nn.Module) -> int:
+    """Bytes of the :func:`compact_state_dict` file (same compact format as
+    :func:`glyph_ebm.metrics.model_size_bytes`)."""
+    buf = io.BytesIO()
+    torch.save(compact_state_dict(model), buf, _use_new_zipfile_serialization=False)
+    return buf.getbuffer().nbytes
 
 
 # -- structured -------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from .. import metrics
 from ..errors import CheckpointError, GlyphEBMError
 from .distill import StudentEnergy, distill
 from .finetune import finetune
-from .prune import prune_channels, prune_unstructured, sparse_state_dict
+from .prune import prune_channels, prune_unstructured, compact_size_bytes
 from .quantize import quantize_dynamic, quantize_static
 
 METHODS = ("quantize", "prune", "distill")
@@ -204,18 +204,14 @@ class Bench:
         """One row of measurements for ``model`` and its SGLD samples (None if not sampled)."""
         model.eval()
         nonzero, total = metrics.parameter_count(model)
-        if sparse:
-            import io
-
-            buf = io.BytesIO()
-            torch.save(sparse_state_dict(model), buf, _use_new_zipfile_serialization=False)
-            size = buf.getbuffer().nbytes
-        else:
-            size = metrics.model_size_bytes(model)
+        size = compact_size_bytes(model) if sparse else metrics.model_size_bytes(model)
         with torch.no_grad():
-            lat = metrics.scoring_latency(model, self.latency_batch, repeats=self.study.latency_repeats)
+            lat = metrics.scoring_latency(model, self.latency_batch, repeats=self.study.latency_repeats,
+                                          reference=self.subject.model)
         row = {"params_total": total, "params_nonzero": nonzero, "size_bytes": size,
                "latency_batch_ms": 1e3 * lat["batch_s"], "latency_single_ms": 1e3 * lat["single_s"],
+               "baseline_latency_batch_ms": 1e3 * lat["reference_batch_s"],
+               "baseline_latency_single_ms": 1e3 * lat["reference_single_s"],
                "accuracy": metrics.accuracy(model, self.test_x, self.test_y) if hasattr(model, "get_logits") else None}
         row.update({f"auroc_{k}": v for k, v in metrics.ood_auroc(model, self.test_x, self.ood).items()})
         samples = None
