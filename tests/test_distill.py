@@ -79,5 +79,21 @@ def test_augmented_distillation_runs_and_lowers_the_mse(teacher):
     torch.manual_seed(0)
     x = torch.rand(256, 1, 56, 56) * 2 - 1
     student = StudentEnergy(2)
-    history = distill(student, teacher, x, source="train", steps=40, batch_size=64, augment=True, log_every=10)
+    history = distill(student, teacher, x, source="train", steps=40, batch_size=64, augment=2, log_every=10)
     assert history["mse"][-1] < history["mse"][0]
+
+
+def test_transfer_set_holds_the_images_their_copies_and_the_teachers_energies(teacher):
+    from glyph_ebm.compression.distill import transfer_set
+
+    x = torch.rand(16, 1, 56, 56) * 2 - 1
+    images, targets = transfer_set(teacher, x, copies=2, seed=1)
+    assert images.shape == (48, 1, 56, 56) and targets.shape == (48,)
+    assert torch.equal(images[:16], x)                       # the originals come first
+    assert not torch.equal(images[16:32], x)                 # then augmented copies
+    with torch.no_grad():
+        assert torch.allclose(targets, teacher(images), atol=1e-5)
+    again, _ = transfer_set(teacher, x, copies=2, seed=1)
+    assert torch.equal(images, again)
+    with pytest.raises(GlyphEBMError, match="copies"):
+        transfer_set(teacher, x, copies=-1)

@@ -11,6 +11,7 @@ with SGLD and used for OOD scoring, at a fraction of the cost.
   quick-profile teacher's parameters);
 * :func:`distill` - the training loop, returning the MSE history;
 * :func:`transfer_augment` - mixup / noise / warp / cut-mix copies that widen the transfer set;
+* :func:`transfer_set` - the fixed transfer set and the teacher's energies on it (asked once);
 * :func:`replay_buffer` - the teacher's replay buffer from a run folder's checkpoint.
 """
 from __future__ import annotations
@@ -112,26 +113,43 @@ def _targets(teacher: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torc
     return torch.cat([teacher(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
 
 
+def transfer_set(teacher: nn.Module, images: torch.Tensor, copies: int = 0,
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed transfer set ``(x, f_teacher(x))``: ``images`` ``(N, C, H, W)`` followed by
+    ``copies`` :func:`transfer_augment` copies of them, ``((1 + copies) N, C, H, W)`` and
+    ``((1 + copies) N,)``. The teacher is asked once, so training steps only cost the student."""
+    if copies < 0:
+        raise GlyphEBMError(f"the number of augmented copies must be >= 0, got {copies}")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([images] + [transfer_augment(images, g) for _ in range(int(copies))])
+    return x, _targets(teacher, x)
+
+
 def distill(student: nn.Module, teacher: nn.Module, train_images: torch.Tensor,
             buffer_images: torch.Tensor | None = None, source: str = "both", steps: int = 500,
             lr: float = 3e-3, batch_size: int = 128, seed: int = 0, log_every: int = 50,
-            augment: bool = False) -> dict:
+            augment: int = 0, transfer: dict | None = None) -> dict:
     """Train ``student`` (in place) to match ``teacher``'s ``f(x)`` by MSE.
 
     ``source``: ``"train"`` images, the teacher's replay ``"buffer"``, or ``"both"`` (each batch
-    half and half). ``augment``: widen each batch with :func:`transfer_augment` (the teacher is
-    then asked for its energies batch by batch). The learning rate follows a cosine schedule.
+    half and half). ``augment``: add that many :func:`transfer_augment` copies of every source
+    image to the transfer set (:func:`transfer_set`). ``transfer``: the transfer sets
+    ``{"train": (x, f), "buffer": (x, f)}`` computed beforehand (a family of students can share
+    them); missing ones are computed here. The learning rate follows a cosine schedule.
     Returns ``{"step": [...], "mse": [...]}`` (MSE on the training batches).
     """
     if source not in SOURCES:
         raise GlyphEBMError(f"unknown distillation source {source!r}; choose one of {', '.join(SOURCES)}")
     if source != "train" and (buffer_images is None or len(buffer_images) == 0):
         raise GlyphEBMError(f"source {source!r} needs the teacher's replay buffer images")
+    transfer = dict(transfer or {})
+    wanted = {"train": train_images, "buffer": buffer_images}
+    names = ("train", "buffer") if source == "both" else (source,)
     pools = []
-    if source in ("train", "both"):
-        pools.append((train_images, _targets(teacher, train_images)))
-    if source in ("buffer", "both"):
-        pools.append((buffer_images, _targets(teacher, buffer_images)))
+    for name in names:
+        if name not in transfer:
+            transfer[name] = transfer_set(teacher, wanted[name], copies=augment, seed=seed)
+        pools.append(transfer[name])
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -144,11 +162,7 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: torch.Tensor,
             idx = torch.randint(len(images), (per_pool,), generator=g)
             xs.append(images[idx])
             ts.append(targets[idx])
-        x, target = torch.cat(xs), torch.cat(ts)
-        if augment:
-            x = transfer_augment(x, g)
-            target = _targets(teacher, x)
-        loss = F.mse_loss(student(x), target)
+        loss = F.mse_loss(student(torch.cat(xs)), torch.cat(ts))
         opt.zero_grad()
         loss.backward()
         opt.step()

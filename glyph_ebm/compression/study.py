@@ -26,6 +26,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -35,9 +36,9 @@ import torch.nn as nn
 
 from .. import metrics
 from ..errors import CheckpointError, GlyphEBMError
-from .distill import StudentEnergy, distill
+from .distill import StudentEnergy, distill, transfer_set
 from .finetune import finetune
-from .prune import prune_channels, prune_unstructured, compact_size_bytes
+from .prune import compact_size_bytes, prune_channels, prune_unstructured
 from .quantize import quantize_dynamic, quantize_static
 
 METHODS = ("quantize", "prune", "distill")
@@ -64,9 +65,9 @@ class StudyConfig:
     anchor_weight: float = 1.0         # energy anchor of the fine-tune (0 = cross-entropy only)
     student_widths: tuple[int, ...] = (1, 2, 4, 6, 8, 16)
     student_pool: int = 2
-    distill_steps: int = 6000
+    distill_steps: int = 12000
     distill_source: str = "both"       # source of the student family
-    distill_augment: bool = True       # widen the transfer set (see distill.transfer_augment)
+    distill_copies: int = 3            # augmented copies per image in the transfer set (distill.transfer_set)
     distill_batch: int = 256
     compare_sources_width: int = 8     # width at which train / buffer / both are compared (0 = skip)
     gen_samples: int = 256             # SGLD samples per model for IS / FID
@@ -80,7 +81,7 @@ class StudyConfig:
         values = dict(ratios=(0.1, 0.3, 0.5, 0.7, 0.9),
                       strategies=("unstructured-global", "unstructured-conv", "channels-l1-global",
                                   "channels-l2-conv"),
-                      finetune_steps=150, student_widths=(2, 4, 8, 16), distill_steps=2500, distill_batch=128,
+                      finetune_steps=150, student_widths=(2, 4, 8, 16), distill_steps=3000,
                       gen_samples=128, gen_steps=128, latency_repeats=7)
         values.update(changes)
         return cls(**values)
@@ -185,6 +186,16 @@ class Bench:
         self.classifier = metrics.glyph_classifier(splits, seed=study.seed)
         self.sample_fn = sample_fn or self._reference_sampler()
 
+    @cached_property
+    def transfer_sets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Distillation's fixed transfer sets ``{"train"|"buffer": (x, f_teacher(x))}``, made once
+        and shared by every student."""
+        copies, seed = self.study.distill_copies, self.study.seed
+        sets = {"train": transfer_set(self.subject.model, self.train_x, copies, seed)}
+        if self.subject.buffer is not None:
+            sets["buffer"] = transfer_set(self.subject.model, self.subject.buffer, copies, seed)
+        return sets
+
     def _reference_sampler(self) -> Callable[[nn.Module], torch.Tensor]:
         """Long-run SGLD from noise with the reference exercise's ``run_generation``."""
         from ..cli import load_exercise
@@ -273,7 +284,7 @@ def plan(subject: Subject, study: StudyConfig, bench_ref: list) -> list[Job]:
                 s = StudentEnergy(width=width, pool=study.student_pool)
                 b = bench_ref[0]
                 distill(s, teacher, b.train_x, subject.buffer, source=source, steps=study.distill_steps,
-                        batch_size=study.distill_batch, seed=study.seed, augment=study.distill_augment)
+                        batch_size=study.distill_batch, seed=study.seed, transfer=b.transfer_sets)
                 return s
             return build
         family_source = study.distill_source if subject.buffer is not None else "train"
