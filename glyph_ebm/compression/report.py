@@ -132,7 +132,7 @@ def markdown(rows: list[dict]) -> str:
                          f"{_fmt(r.get('accuracy'), '.3f')} | {au} | {_fmt(r.get('is'), '.2f')} | "
                          f"{_fmt(r.get('fid'), '.1f')} |")
         parts.append("")
-    found = checks([r for r in rows])
+    found = checks(rows)
     if found:
         parts += ["## Acceptance checks", ""]
         parts += [f"- {'PASS' if c['ok'] else 'FAIL'}: {c['check']} - {c['found']}" for c in found]
