@@ -97,3 +97,13 @@ def test_transfer_set_holds_the_images_their_copies_and_the_teachers_energies(te
     assert torch.equal(images, again)
     with pytest.raises(GlyphEBMError, match="copies"):
         transfer_set(teacher, x, copies=-1)
+
+
+def test_students_share_the_transfer_set_cache(teacher):
+    x = torch.rand(32, 1, 56, 56) * 2 - 1
+    cache = {}
+    distill(StudentEnergy(2), teacher, x, source="train", steps=2, batch_size=8, augment=1, transfer=cache)
+    assert list(cache) == ["train"] and cache["train"][0].shape == (64, 1, 56, 56)
+    first = cache["train"]
+    distill(StudentEnergy(2), teacher, x, source="train", steps=2, batch_size=8, augment=1, transfer=cache)
+    assert cache["train"] is first                                  # found, not computed again

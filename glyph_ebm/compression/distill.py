@@ -134,15 +134,16 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: torch.Tensor,
     ``source``: ``"train"`` images, the teacher's replay ``"buffer"``, or ``"both"`` (each batch
     half and half). ``augment``: add that many :func:`transfer_augment` copies of every source
     image to the transfer set (:func:`transfer_set`). ``transfer``: the transfer sets
-    ``{"train": (x, f), "buffer": (x, f)}`` computed beforehand (a family of students can share
-    them); missing ones are computed here. The learning rate follows a cosine schedule.
+    ``{"train": (x, f), "buffer": (x, f)}``, a cache that a family of students can share: the
+    sets this call needs and does not find are computed here and added to it. The learning rate
+    follows a cosine schedule.
     Returns ``{"step": [...], "mse": [...]}`` (MSE on the training batches).
     """
     if source not in SOURCES:
         raise GlyphEBMError(f"unknown distillation source {source!r}; choose one of {', '.join(SOURCES)}")
     if source != "train" and (buffer_images is None or len(buffer_images) == 0):
         raise GlyphEBMError(f"source {source!r} needs the teacher's replay buffer images")
-    transfer = dict(transfer or {})
+    transfer = {} if transfer is None else transfer
     wanted = {"train": train_images, "buffer": buffer_images}
     names = ("train", "buffer") if source == "both" else (source,)
     pools = []

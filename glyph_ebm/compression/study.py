@@ -26,7 +26,6 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +35,7 @@ import torch.nn as nn
 
 from .. import metrics
 from ..errors import CheckpointError, GlyphEBMError
-from .distill import StudentEnergy, distill, transfer_set
+from .distill import StudentEnergy, distill
 from .finetune import finetune
 from .prune import compact_size_bytes, prune_channels, prune_unstructured
 from .quantize import quantize_dynamic, quantize_static
@@ -185,16 +184,7 @@ class Bench:
         self.latency_batch = self.test_x[:256]
         self.classifier = metrics.glyph_classifier(splits, seed=study.seed)
         self.sample_fn = sample_fn or self._reference_sampler()
-
-    @cached_property
-    def transfer_sets(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Distillation's fixed transfer sets ``{"train"|"buffer": (x, f_teacher(x))}``, made once
-        and shared by every student."""
-        copies, seed = self.study.distill_copies, self.study.seed
-        sets = {"train": transfer_set(self.subject.model, self.train_x, copies, seed)}
-        if self.subject.buffer is not None:
-            sets["buffer"] = transfer_set(self.subject.model, self.subject.buffer, copies, seed)
-        return sets
+        self.transfer_sets: dict = {}      # distillation's transfer sets, filled by distill() on first use
 
     def _reference_sampler(self) -> Callable[[nn.Module], torch.Tensor]:
         """Long-run SGLD from noise with the reference exercise's ``run_generation``."""
@@ -284,7 +274,8 @@ def plan(subject: Subject, study: StudyConfig, bench_ref: list) -> list[Job]:
                 s = StudentEnergy(width=width, pool=study.student_pool)
                 b = bench_ref[0]
                 distill(s, teacher, b.train_x, subject.buffer, source=source, steps=study.distill_steps,
-                        batch_size=study.distill_batch, seed=study.seed, transfer=b.transfer_sets)
+                        batch_size=study.distill_batch, seed=study.seed, augment=study.distill_copies,
+                        transfer=b.transfer_sets)
                 return s
             return build
         family_source = study.distill_source if subject.buffer is not None else "train"
