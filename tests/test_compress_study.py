@@ -128,3 +128,9 @@ def test_settings_are_recorded(run_dir, tmp_path):
     run_study(subject, tmp_path / "c", StudyConfig(**{**TINY, "methods": ("quantize",)}), log=lambda _: None)
     saved = json.loads((tmp_path / "c" / "settings.json").read_text())
     assert saved["study"]["methods"] == ["quantize"] and saved["source"] == str(run_dir)
+
+
+def test_bad_distillation_learning_rate_is_refused():
+    with pytest.raises(GlyphEBMError, match="distill_lr must be positive"):
+        StudyConfig(distill_lr=0.0).validate()
+    StudyConfig().validate()

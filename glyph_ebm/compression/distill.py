@@ -127,7 +127,7 @@ def transfer_set(teacher: nn.Module, images: torch.Tensor, copies: int = 0,
 
 def distill(student: nn.Module, teacher: nn.Module, train_images: torch.Tensor,
             buffer_images: torch.Tensor | None = None, source: str = "both", steps: int = 500,
-            lr: float = 3e-3, batch_size: int = 128, seed: int = 0, log_every: int = 50,
+            lr: float = 1e-2, batch_size: int = 128, seed: int = 0, log_every: int = 50,
             augment: int = 0, transfer: dict | None = None) -> dict:
     """Train ``student`` (in place) to match ``teacher``'s ``f(x)`` by MSE.
 

@@ -68,6 +68,7 @@ class StudyConfig:
     distill_source: str = "both"       # source of the student family
     distill_copies: int = 3            # augmented copies per image in the transfer set (distill.transfer_set)
     distill_batch: int = 256
+    distill_lr: float = 1e-2           # peak of the cosine schedule (3e-3 needed 4x the steps for the same fit)
     compare_sources_width: int = 8     # width at which train / buffer / both are compared (0 = skip)
     gen_samples: int = 256             # SGLD samples per model for IS / FID
     gen_steps: int | None = None       # SGLD steps from noise (None = the run's gen_steps)
@@ -94,6 +95,8 @@ class StudyConfig:
             raise GlyphEBMError(f"unknown pruning strategy {bad[0]!r}; choose from {', '.join(STRATEGIES)}")
         if any(not 0.0 < r < 1.0 for r in self.ratios):
             raise GlyphEBMError(f"pruning ratios must lie strictly between 0 and 1, got {list(self.ratios)}")
+        if not self.distill_lr > 0:
+            raise GlyphEBMError(f"distill_lr must be positive, got {self.distill_lr}")
         if self.gen_samples < 2:
             raise GlyphEBMError("gen_samples must be at least 2 (FID needs a covariance)")
 
@@ -274,7 +277,7 @@ def plan(subject: Subject, study: StudyConfig, bench_ref: list) -> list[Job]:
                 s = StudentEnergy(width=width, pool=study.student_pool)
                 b = bench_ref[0]
                 distill(s, teacher, b.train_x, subject.buffer, source=source, steps=study.distill_steps,
-                        batch_size=study.distill_batch, seed=study.seed, augment=study.distill_copies,
+                        batch_size=study.distill_batch, lr=study.distill_lr, seed=study.seed, augment=study.distill_copies,
                         transfer=b.transfer_sets)
                 return s
             return build
