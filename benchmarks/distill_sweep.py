@@ -20,7 +20,7 @@ import time
 import torch
 
 from glyph_ebm import metrics
-from glyph_ebm.compression.distill import StudentEnergy, transfer_augment
+from glyph_ebm.compression.distill import StudentEnergy, distill, transfer_set
 from glyph_ebm.compression.study import load_subject
 from glyph_ebm.datasets import to_tensor
 from glyph_ebm.ood import make_ood_sets
@@ -63,25 +63,12 @@ def main(argv: list[str]) -> None:
 
         labels = torch.randint(len(CLASSES), (o["fresh"],), generator=torch.Generator().manual_seed(1)).numpy()
         images = torch.cat([images, to_tensor(render_many(labels, seed=1))])
-    g = torch.Generator().manual_seed(0)
-    pool = torch.cat([images] + [transfer_augment(images, g) for _ in range(o["copies"])])
-    with torch.no_grad():
-        targets = torch.cat([teacher(pool[i:i + 512]) for i in range(0, len(pool), 512)])
-
+    transfer = {"train": transfer_set(teacher, images, copies=o["copies"], seed=0)}
     torch.manual_seed(o["seed"])
     student = StudentEnergy(width=o["width"], pool=o["pool"])
-    opt = torch.optim.Adam(student.parameters(), lr=o["lr"])
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, o["steps"])
-    pick = torch.Generator().manual_seed(o["seed"])
     t0 = time.time()
-    for _ in range(o["steps"]):
-        idx = torch.randint(len(pool), (o["batch"],), generator=pick)
-        loss = expectile_loss(student(pool[idx]), targets[idx], o["tau"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        schedule.step()
-    student.eval()
+    distill(student, teacher, images, source="train", steps=o["steps"], lr=o["lr"], batch_size=o["batch"],
+            seed=o["seed"], transfer=transfer, loss_fn=lambda f, t: expectile_loss(f, t, o["tau"]))
 
     after = metrics.ood_auroc(student, test_x, ood)
     drops = {k: round(after[k] - before[k], 3) for k in after}

@@ -107,3 +107,16 @@ def test_students_share_the_transfer_set_cache(teacher):
     first = cache["train"]
     distill(StudentEnergy(2), teacher, x, source="train", steps=2, batch_size=8, augment=1, transfer=cache)
     assert cache["train"] is first                                  # found, not computed again
+
+
+def test_a_custom_loss_is_what_the_student_minimises(teacher):
+    train = torch.rand(64, 1, 32, 32) * 2 - 1
+    seen = []
+
+    def l1(f, t):
+        seen.append((f.shape, t.shape))
+        return (f - t).abs().mean()
+    history = distill(StudentEnergy(2), teacher, train, source="train", steps=5, batch_size=16, loss_fn=l1,
+                      log_every=1)
+    assert seen == [(torch.Size([16]), torch.Size([16]))] * 5
+    assert len(history["mse"]) == 5

@@ -128,8 +128,9 @@ def transfer_set(teacher: nn.Module, images: torch.Tensor, copies: int = 0,
 def distill(student: nn.Module, teacher: nn.Module, train_images: torch.Tensor,
             buffer_images: torch.Tensor | None = None, source: str = "both", steps: int = 500,
             lr: float = 1e-2, batch_size: int = 128, seed: int = 0, log_every: int = 50,
-            augment: int = 0, transfer: dict | None = None) -> dict:
-    """Train ``student`` (in place) to match ``teacher``'s ``f(x)`` by MSE.
+            augment: int = 0, transfer: dict | None = None, loss_fn=F.mse_loss) -> dict:
+    """Train ``student`` (in place) to match ``teacher``'s ``f(x)`` by MSE (or by
+    ``loss_fn(f_student, f_teacher)``, both ``(B,)``, returning a scalar).
 
     ``source``: ``"train"`` images, the teacher's replay ``"buffer"``, or ``"both"`` (each batch
     half and half). ``augment``: add that many :func:`transfer_augment` copies of every source
@@ -137,7 +138,7 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: torch.Tensor,
     ``{"train": (x, f), "buffer": (x, f)}``, a cache that a family of students can share: the
     sets this call needs and does not find are computed here and added to it. The learning rate
     follows a cosine schedule.
-    Returns ``{"step": [...], "mse": [...]}`` (MSE on the training batches).
+    Returns ``{"step": [...], "mse": [...]}`` (the loss on the training batches).
     """
     if source not in SOURCES:
         raise GlyphEBMError(f"unknown distillation source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -163,7 +164,7 @@ def distill(student: nn.Module, teacher: nn.Module, train_images: torch.Tensor,
             idx = torch.randint(len(images), (per_pool,), generator=g)
             xs.append(images[idx])
             ts.append(targets[idx])
-        loss = F.mse_loss(student(torch.cat(xs)), torch.cat(ts))
+        loss = loss_fn(student(torch.cat(xs)), torch.cat(ts))
         opt.zero_grad()
         loss.backward()
         opt.step()
