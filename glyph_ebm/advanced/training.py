@@ -1,6 +1,10 @@
 """``AdvancedJEM``: the exercise's JEM with every switch of the advanced chapter.
 
-With all switches off (``AdvancedConfig()``) it trains what the exercise's ``JEM`` trains: the
+It *is* the exercise's ``JEM`` (a subclass of ``solutions/ex3_main.py``'s class, loaded by
+:mod:`.reference`): ``pyx_step``, ``training_step`` (the weighted sum and the ``px`` warm-up),
+``validation_step``, the optimiser and the sampler part of the checkpoint are inherited, so
+the two cannot drift apart. It builds its own network and chain sampler and overrides
+``px_step``. With all switches off (``AdvancedConfig()``) it trains what ``JEM`` trains: the
 reference ``CNNModel``, SGLD negatives from a persistent replay buffer, the contrastive loss
 with the L2 energy regulariser, and cross-entropy for ``q(y|x)``. The switches
 (:class:`~glyph_ebm.advanced.config.AdvancedConfig`):
@@ -30,7 +34,6 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..errors import CheckpointError
 from .augment import GlyphAugment
@@ -42,7 +45,7 @@ from .kl import differentiable_steps, nn_entropy, sampler_energy_loss
 from .langevin import langevin
 from .losses import kl_loss, px_loss
 from .multiscale import MultiScaleEnergy
-from .reference import reference_model_class
+from .reference import reference_jem_class, reference_model_class
 from .spectral import apply_spectral_norm
 
 
@@ -62,16 +65,20 @@ def build_energy_net(cfg: AdvancedConfig, num_classes: int, img_shape=(1, 56, 56
     return net
 
 
-class AdvancedJEM(pl.LightningModule):
+class AdvancedJEM(reference_jem_class()):
     """Joint energy model ``log q(x, y) = log q(x) + log q(y|x)`` with the chapter's switches.
 
     ``forward(x, y=None)`` is the trained network's ``f(x) = -E(x)`` (shape ``(B,)``); see the
     module docs for the training step. ``mode`` as in the exercise: ``ebm``, ``jem``, ``jem_cond``.
+    The network is ``self.net`` (``self.cnn``, the name the inherited ``JEM`` methods use, is
+    the same module).
     """
 
     def __init__(self, config: AdvancedConfig | dict | None = None, num_classes: int = 42,
                  img_shape=(1, 56, 56), steps_per_epoch: int = 1):
-        super().__init__()
+        # not JEM.__init__: that builds the exercise's CNNModel and MCMCSampler, and this class
+        # builds its own network (multi-scale, spectral norm) and chain sampler instead
+        pl.LightningModule.__init__(self)
         if config is None:
             config = AdvancedConfig()
         elif isinstance(config, dict):
@@ -92,23 +99,14 @@ class AdvancedJEM(pl.LightningModule):
         self.step_size = config.step_size   # lowered by the divergence guard when needed
 
     # -- the networks ----------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x, y)
+    @property
+    def cnn(self) -> nn.Module:
+        """The trained network under the name the inherited ``JEM`` methods use."""
+        return self.net
 
     def eval_model(self) -> nn.Module:
         """The network to generate with and evaluate: the EMA copy when EMA is on."""
         return self.ema.model if self.ema is not None else self.net
-
-    @property
-    def conditional(self) -> bool:
-        return self.cfg.mode == "jem_cond"
-
-    def px_weight_now(self) -> float:
-        """Weight of the generative term, ramped up linearly over ``warmup_epochs``."""
-        if self.cfg.mode == "ebm" or self.cfg.warmup_epochs <= 0:
-            return self.cfg.px_weight
-        progress = self.global_step / (self.cfg.warmup_epochs * self.steps_per_epoch)
-        return self.cfg.px_weight * min(1.0, progress)
 
     def on_fit_start(self) -> None:
         if self.ema is not None:
@@ -182,53 +180,19 @@ class AdvancedJEM(pl.LightningModule):
         self.log_dict(logs)
         return loss
 
-    def pyx_step(self, batch) -> torch.Tensor:
-        """Cross-entropy of ``q(y|x) = softmax(get_logits(x))`` on the real batch."""
-        x, y = batch
-        logits = self.net.get_logits(x)
-        loss = F.cross_entropy(logits, y)
-        self.log_dict({"train/pyx_loss": loss, "train/acc": (logits.argmax(1) == y).float().mean()},
-                      prog_bar=True)
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        loss = torch.zeros((), device=self.device)
-        w_px = self.px_weight_now()
-        if w_px > 0:
-            loss = loss + w_px * self.px_step(batch)
-        if self.cfg.mode != "ebm":
-            loss = loss + self.cfg.pyx_weight * self.pyx_step(batch)
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
-
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.ema is not None:
             self.ema.update(self.net)
 
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self.net.get_logits(x)
-        self.log_dict({"val/acc": (logits.argmax(1) == y).float().mean(),
-                       "val/energy": -torch.logsumexp(logits, 1).mean()}, prog_bar=True, sync_dist=True)
-
-    def configure_optimizers(self):
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2),
-                               weight_decay=self.cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=self.cfg.lr_decay)
-        return [opt], [sched]
-
-    # -- checkpointing ---------------------------------------------------------------------
+    # -- checkpointing (JEM's part: the sampler and the SGLD step size) ---------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["sampler"] = self.sampler.state_dict()
-        checkpoint["sgld_step_size"] = self.step_size
+        super().on_save_checkpoint(checkpoint)
         checkpoint["noise_generator"] = self.noise_generator.get_state()
         if self.ema is not None:
             checkpoint["ema"] = self.ema.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "sampler" in checkpoint:
-            self.sampler.load_state_dict(checkpoint["sampler"])
-        self.step_size = checkpoint.get("sgld_step_size", self.step_size)
+        super().on_load_checkpoint(checkpoint)
         if "noise_generator" in checkpoint:
             self.noise_generator.set_state(checkpoint["noise_generator"])
         if self.ema is not None:
