@@ -42,12 +42,7 @@ def _train(argv) -> int:
     pre.add_argument("--code", default=None)
     known, rest = pre.parse_known_args(argv)
     code = Path(known.code) if known.code else (Path.cwd() if (Path.cwd() / "ex3_main.py").exists() else SOLUTIONS)
-    try:
-        ex3 = load_exercise(code)
-    except GlyphEBMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return run_from_command_line(ex3, rest, prog="glyph-ebm train")
+    return run_from_command_line(load_exercise(code), rest, prog="glyph-ebm train")
 
 
 def _grade(argv) -> int:
@@ -63,11 +58,7 @@ def _grade(argv) -> int:
     p.add_argument("--timeout", type=int, default=None, help="time limit per test cell in seconds (default 30)")
     p.add_argument("--feedback", type=Path, default=None, help="also save nbgrader's feedback HTML here")
     args = p.parse_args(argv)
-    try:
-        result = grade_folder(args.path, timeout=args.timeout, feedback_to=args.feedback)
-    except GlyphEBMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = grade_folder(args.path, timeout=args.timeout, feedback_to=args.feedback)
     print(result.report())
     if result.feedback is not None:
         print(f"feedback: {result.feedback}")
@@ -84,11 +75,7 @@ def _release(argv) -> int:
                                             "(notebook without hidden tests + generated templates) and check it for leaks")
     p.add_argument("--course", type=Path, default=COURSE, help="nbgrader course folder (default: autograde/)")
     args = p.parse_args(argv)
-    try:
-        target = release(args.course)
-    except GlyphEBMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    target = release(args.course)
     print(f"released exercise 3 to {target} (leak guard: clean)")
     for path in sorted(target.iterdir()):
         print(f"  {path.name}")
@@ -105,11 +92,7 @@ def _autograde(argv) -> int:
     p.add_argument("--course", type=Path, default=COURSE, help="nbgrader course folder (default: autograde/)")
     p.add_argument("--timeout", type=int, default=None, help="time limit per test cell in seconds (default 30)")
     args = p.parse_args(argv)
-    try:
-        results = autograde(args.submissions, args.course, timeout=args.timeout)
-    except GlyphEBMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    results = autograde(args.submissions, args.course, timeout=args.timeout)
     print(summary(results))
     for r in results:
         for note in r.notes:
@@ -224,7 +207,11 @@ def main(argv=None) -> int:
               "  compress   quantize, prune and distill a trained model (RUN/compression/)\n"
               "  ablate     train the advanced-training ablation (runs/ablation/)", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return COMMANDS[argv[0]](argv[1:])
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except GlyphEBMError as exc:          # bad input of any command: its message, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
