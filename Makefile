@@ -15,12 +15,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make demo | make test | make book | make pretrained | make template | make release | make autograde SUBMISSIONS=DIR | make bench | make glyphs | make clean"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml course/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	# torch from the pinned wheel first (local on course machines), then the package itself
+	# torch from the pinned wheel first (local on course machines), then the student library
+	# (this folder) and the course tooling (course/), both editable
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e . -e "./course[test]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -51,15 +52,15 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -ra -m "not slow"
 
 template: $(STAMP)
-	$(PY) -m glyph_ebm.cli template
+	$(PY) -m glyph_course template
 
 check-template: $(STAMP)
-	$(PY) -m glyph_ebm.cli template --check
+	$(PY) -m glyph_course template --check
 
 # the small pretrained JEM used by the notebooks and the book (quick profile, seed 0)
 pretrained: $(STAMP)
 	cd solutions && ../$(PY) ex3_main.py --profile quick --seed 0 --out ../runs/pretrained --overwrite
-	$(PY) -m glyph_ebm.pretrained export runs/pretrained pretrained/jem_quick.pt
+	$(PY) -m glyph_course pretrained runs/pretrained pretrained/jem_quick.pt
 
 # the course website, offline: notebooks executed (cached in book/_build/.jupyter_cache)
 book: $(STAMP) $(MATHJAX)
@@ -67,11 +68,11 @@ book: $(STAMP) $(MATHJAX)
 	@echo "open book/_build/html/index.html"
 
 release: $(STAMP)
-	$(PY) -m glyph_ebm.cli release
+	$(PY) -m glyph_course release
 
 autograde: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make autograde SUBMISSIONS=DIR  (DIR/<student>/ex3/ex3_*.py)"; exit 2; }
-	$(PY) -m glyph_ebm.cli autograde "$(SUBMISSIONS)"
+	$(PY) -m glyph_course autograde "$(SUBMISSIONS)"
 
 bench: $(STAMP)
 	$(PY) benchmarks/sampler.py

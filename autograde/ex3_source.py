@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from glyph_ebm.config import TrainConfig
-from glyph_ebm.grading.harness import (buffer_images, check, check_close, check_shape, describe,
+from glyph_ebm.checks.harness import (buffer_images, check, check_close, check_shape, describe,
                                        no_parameter_gradients, setup, task)
-from glyph_ebm.grading.toys import FixedSampler, QuadraticEnergy, constant_images
+from glyph_ebm.checks.toys import FixedSampler, QuadraticEnergy, constant_images
 
 student = setup()
 IMG = (1, 8, 8)                       # small images keep the checks fast

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/distill_sweep.py runs/demo width=8 steps=3000 lr=0.01
 
 Options (``key=value``, defaults in ``DEFAULTS``): ``width``/``pool`` of the
-:class:`~glyph_ebm.compression.distill.StudentEnergy`, ``steps``, ``lr``, ``batch``, ``seed``,
+:class:`~glyph_course.compression.distill.StudentEnergy`, ``steps``, ``lr``, ``batch``, ``seed``,
 ``copies`` (``transfer_augment`` copies per image), ``fresh`` (that many extra unlabelled
 glyphs from the embedded generator with another seed, added to the transfer set) and ``tau``
 (expectile of the loss: 0.5 is the MSE, smaller punishes overestimating ``f`` more).
@@ -24,9 +24,9 @@ import time
 import torch
 import torch.nn as nn
 
-from glyph_ebm import metrics
-from glyph_ebm.compression.distill import StudentEnergy, distill, transfer_set
-from glyph_ebm.compression.study import load_subject
+from glyph_course import metrics
+from glyph_course.compression.distill import StudentEnergy, distill, transfer_set
+from glyph_course.compression.study import load_subject
 from glyph_ebm.datasets import to_tensor
 from glyph_ebm.ood import make_ood_sets
 

@@ -3,7 +3,7 @@ a batch of 20 < 15 min), measured in one run on this machine.
 
     .venv/bin/python benchmarks/grading.py [--batch 20]
 
-Grades (1) one submission with ``glyph-ebm grade`` (a fresh course: release + autograde +
+Grades (1) one submission with ``glyph-course grade`` (a fresh course: release + autograde +
 feedback), and (2) a batch of N submissions with the batch pipeline of ``make autograde``:
 the reference, the unmodified template and wrong implementations from the test suite, in
 turn. Prints the times and their ratio to the limits; the last line is JSON.
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import grading_cases as cases  # noqa: E402
-from glyph_ebm.grading import autograde  # noqa: E402
+from glyph_course.grading import autograde  # noqa: E402
 
 ONE_LIMIT_S = 60.0
 BATCH_LIMIT_S = 15 * 60.0

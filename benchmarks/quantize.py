@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/quantize.py [--weights pretrained/jem_quick.pt] [--threads 2]
 
-Uses the shipped pretrained JEM (or any weights file from ``glyph_ebm.pretrained``), calibrates
+Uses the shipped pretrained JEM (or any weights file from ``glyph_course.pretrained``), calibrates
 static int8 quantization on 1,024 training glyphs and scores the test split and the OOD sets.
 The last line is JSON with the ratios.
 """
@@ -18,8 +18,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from glyph_ebm import metrics, pretrained  # noqa: E402
-from glyph_ebm.compression.quantize import quantize_dynamic, quantize_static  # noqa: E402
+from glyph_course import metrics, pretrained  # noqa: E402
+from glyph_course.compression.quantize import quantize_dynamic, quantize_static  # noqa: E402
 from glyph_ebm.datasets import to_tensor  # noqa: E402
 from glyph_ebm.glyphs import load_glyphs  # noqa: E402
 from glyph_ebm.ood import make_ood_sets  # noqa: E402

@@ -17,8 +17,8 @@ import sys
 import torch
 
 from distill_sweep import evaluation_data
-from glyph_ebm import metrics
-from glyph_ebm.compression.study import load_subject
+from glyph_course import metrics
+from glyph_course.compression.study import load_subject
 
 
 def main(runs: list[str]) -> None:

@@ -11,7 +11,7 @@ Command-line options override single fields (``--epochs 3``, ``--mode ebm``...).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Optional
 
 from .errors import ConfigError

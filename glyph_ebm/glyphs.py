@@ -35,7 +35,6 @@ import math
 import os
 import pathlib
 import sys
-import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
@@ -44,7 +43,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .datasets import IMAGE_SIZE, SPLIT_FRACTIONS, Splits, stratified_split
-from .errors import ConfigError, DataError, GlyphEBMError
+from .errors import ConfigError, DataError, run_command
+from .files import atomic_write
 
 #: Bump whenever the generated pixels, counts or splits change (it keys the cache file).
 GENERATOR_VERSION = "2"   # tests/test_glyphs.py pins a fingerprint of the pixels
@@ -560,25 +560,12 @@ def _read_cache(path: pathlib.Path, seed: int, small: bool) -> Splits:
 
 
 def _write_cache(path: pathlib.Path, splits: Splits) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes it private; a cache need not be
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f, train_x=splits.train_x, train_y=splits.train_y, val_x=splits.val_x,
-                val_y=splits.val_y, test_x=splits.test_x, test_y=splits.test_y,
-                meta_json=np.array(json.dumps(splits.meta)),
-                classes_json=np.array(json.dumps(splits.classes)))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, binary=True) as f:
+        np.savez_compressed(
+            f, train_x=splits.train_x, train_y=splits.train_y, val_x=splits.val_x,
+            val_y=splits.val_y, test_x=splits.test_x, test_y=splits.test_y,
+            meta_json=np.array(json.dumps(splits.meta)),
+            classes_json=np.array(json.dumps(splits.classes)))
 
 
 def load_glyphs(seed: int = 0, small: bool = False, cache_dir: str | os.PathLike | None = None,
@@ -700,15 +687,14 @@ def main(argv: list[str] | None = None) -> int:
                         "or ~/.cache/glyph-ebm)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
+
+    def job() -> None:
         splits = load_glyphs(seed=args.seed, small=args.small, cache_dir=args.cache_dir,
                              progress=not args.quiet)
         contact_sheet(splits, args.out, per_class=args.per_class)
-    except GlyphEBMError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out} ({sum(splits.sizes().values())} images, sizes {splits.sizes()})")
-    return 0
+        print(f"wrote {args.out} ({sum(splits.sizes().values())} images, sizes {splits.sizes()})")
+
+    return run_command(job)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ import traceback
 from pathlib import Path
 
 from .config import MODES, PROFILES, TrainConfig, field_help, profile_config
-from .errors import CheckpointError, ConfigError, GlyphEBMError
+from .errors import CheckpointError, ConfigError, GlyphEBMError, run_command
+from .exercise import Exercise, exercise_of, load_exercise
+from .files import start_afresh, write_json
 
-EXIT_USER_ERROR = 2
 EXIT_NOT_IMPLEMENTED = 3
 
 
@@ -32,7 +33,7 @@ def build_parser(prog: str = "ex3_main.py") -> argparse.ArgumentParser:
         description="Train an EBM/JEM on glyph images, generate samples, and detect OOD inputs.",
         epilog="Any other setting: --set FIELD=VALUE (fields: see glyph_ebm/config.py). "
                "Example: --profile quick --set sgld_steps=30 --set lr=5e-4")
-    p.add_argument("--profile", default="quick", help=f"settings preset: {', '.join(PROFILES)} (default quick)")
+    p.add_argument("--profile", default=None, help=f"settings preset: {', '.join(PROFILES)} (default quick)")
     p.add_argument("--mode", default=None, help=f"what to train: {', '.join(MODES)} (default jem)")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="folder of real scans PATH/<class>/*.png (or PATH/{train,val,test}/<class>/); "
@@ -77,6 +78,21 @@ def _parse_value(name: str, text: str):
     return text
 
 
+def given_settings(args) -> dict:
+    """The settings named on the command line, ``{field: value}`` (``--profile`` as ``profile``)."""
+    given = {k: getattr(args, k) for k in ("mode", "data", "small", "seed", "epochs", "max_time_s",
+                                           "devices", "strategy", "accelerator")
+             if getattr(args, k) is not None}
+    if args.profile is not None:
+        given["profile"] = args.profile
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        given[k.strip()] = _parse_value(k.strip(), v.strip())
+    return given
+
+
 def config_from_args(args) -> TrainConfig:
     overrides = {k: getattr(args, k) for k in ("mode", "data", "small", "seed", "epochs",
                                                "max_time_s", "devices", "strategy", "accelerator")}
@@ -89,15 +105,7 @@ def config_from_args(args) -> TrainConfig:
         overrides["min_steps"] = 0      # an explicit --epochs is taken as it is
     if args.data is not None and not str(args.data).strip():
         raise ConfigError("--data was given an empty path; pass the folder that holds your class folders")
-    return profile_config(args.profile, **overrides)
-
-
-def write_json(path: Path, obj) -> None:
-    """Write JSON atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    return profile_config(args.profile or "quick", **overrides)
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None:
@@ -107,14 +115,37 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | Non
             raise CheckpointError(f"--resume: no checkpoint at {last}; start a new run without --resume "
                                   "or point --out at the folder of the run to continue")
         return last
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise GlyphEBMError(f"{run_dir} already holds a run; pass --resume to continue it, "
-                                "--overwrite to start afresh (the old folder is kept), or another --out")
-        backup = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir.rename(backup)
-        print(f"kept the previous run as {backup}", file=sys.stderr)
+    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise GlyphEBMError(f"{run_dir} already holds a run; pass --resume to continue it, "
+                            "--overwrite to start afresh (the old folder is kept), or another --out")
+    if overwrite:
+        start_afresh(run_dir)
     return None
+
+
+#: options that may differ when a run is continued with --resume (how, not what, it trains)
+RESUME_MAY_CHANGE = ("epochs", "max_time_s", "devices", "strategy", "accelerator", "num_workers")
+
+
+def resumed_config(run_dir: Path, cfg: TrainConfig, given: dict) -> TrainConfig:
+    """The configuration of the run in ``run_dir`` (its ``config.json``), for ``--resume``.
+
+    ``given`` holds the settings named on the command line: those in :data:`RESUME_MAY_CHANGE`
+    are applied; any other that differs from the saved run is refused with a clear error
+    (continuing a run with another step size or data set would not be the same run).
+    """
+    saved = json.loads((run_dir / "config.json").read_text())
+    for k in ("classes", "data_source", "split_sizes"):
+        saved.pop(k, None)
+    saved_cfg = TrainConfig.from_dict(saved)
+    changed = {k: v for k, v in given.items() if k not in RESUME_MAY_CHANGE and getattr(saved_cfg, k) != v}
+    if changed:
+        what = ", ".join(f"{k} {getattr(saved_cfg, k)!r} -> {v!r}" for k, v in sorted(changed.items()))
+        raise ConfigError(f"--resume continues the run in {run_dir} with the settings it was started with, "
+                          f"but the command line changes them ({what}); drop those options, or start a "
+                          "new run with another --out (or --overwrite) to train with other settings")
+    keep = {k: getattr(cfg, k) for k in RESUME_MAY_CHANGE if k in given}
+    return saved_cfg.replace(**keep)
 
 
 def _check_checkpoint(ckpt: Path, num_classes: int, img_shape) -> None:
@@ -164,20 +195,22 @@ def preflight(ex3, cfg: TrainConfig, num_classes: int, img_shape) -> None:
         ex3.run_ood_analysis(jem.cnn, x, {"check": x + 0.5})
 
 
-def train_and_evaluate(ex3, cfg: TrainConfig, run_dir: Path, resume_from: Path | None = None,
+def train_and_evaluate(exercise: Exercise, cfg: TrainConfig, run_dir: Path, resume_from: Path | None = None,
                        progress: bool = True) -> dict | None:
-    """Train ``ex3.JEM`` on the data of ``cfg``, then generate and run the OOD analysis.
+    """Train the exercise's ``JEM`` on the data of ``cfg``, then generate and run the OOD analysis.
 
-    ``ex3`` is the exercise's main module (reference or student). Returns the metrics dict on
-    rank 0 (``None`` on other DDP ranks).
+    ``exercise``: the exercise files (reference or student), an
+    :class:`~glyph_ebm.exercise.Exercise` or their ``ex3_main`` module. Returns the metrics
+    dict on rank 0 (``None`` on other DDP ranks).
     """
     import pytorch_lightning as pl
     import torch
 
-    import ex3_data
-    import ex3_ood
-
     from .training import build_trainer
+
+    if not isinstance(exercise, Exercise):
+        exercise = exercise_of(exercise)
+    ex3, ex3_data, ex3_ood = exercise.main, exercise.data, exercise.ood
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -277,32 +310,30 @@ def _not_implemented_message(exc: NotImplementedError) -> str:
 
 
 def run_from_command_line(ex3, argv=None, prog: str = "ex3_main.py") -> int:
-    """Parse arguments, run :func:`train_and_evaluate`, print the summary. Returns the exit code."""
+    """Parse arguments, run :func:`train_and_evaluate`, print the summary. Returns the exit code.
+
+    ``ex3``: the exercise's ``ex3_main`` module (``python ex3_main.py`` passes itself), an
+    :class:`~glyph_ebm.exercise.Exercise`, or the folder of the exercise files."""
     args = build_parser(prog).parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-        run_dir = Path(args.out or f"runs/{cfg.profile}").resolve()
-        is_worker = os.environ.get("LOCAL_RANK", "0") != "0"   # DDP child processes re-run the script
-        if args.resume and (run_dir / "config.json").exists():
-            saved = json.loads((run_dir / "config.json").read_text())
-            for k in ("classes", "data_source", "split_sizes"):
-                saved.pop(k, None)
-            keep = {k: v for k, v in cfg.to_dict().items()
-                    if k in ("epochs", "max_time_s", "devices", "strategy", "accelerator") and v is not None}
-            cfg = TrainConfig.from_dict({**saved, **keep})
-        resume_from = (run_dir / "checkpoints" / "last.ckpt" if args.resume else None) if is_worker \
-            else _prepare_run_dir(run_dir, args.resume, args.overwrite)
-        metrics = train_and_evaluate(ex3, cfg, run_dir, resume_from, progress=not args.no_progress)
-    except GlyphEBMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except NotImplementedError as exc:
-        print(f"error: {_not_implemented_message(exc)}", file=sys.stderr)
-        return EXIT_NOT_IMPLEMENTED
-    except KeyboardInterrupt:
-        print("interrupted; continue with --resume (the last finished epoch is in checkpoints/last.ckpt)",
-              file=sys.stderr)
-        return 130
-    if metrics is not None:
-        print(summary(metrics, run_dir))
-    return 0
+
+    def job() -> None:
+        try:
+            exercise = ex3 if isinstance(ex3, Exercise) else \
+                load_exercise(ex3) if isinstance(ex3, (str, os.PathLike)) else exercise_of(ex3)
+            cfg = config_from_args(args)
+            run_dir = Path(args.out or f"runs/{cfg.profile}").resolve()
+            is_worker = os.environ.get("LOCAL_RANK", "0") != "0"   # DDP child processes re-run the script
+            if args.resume and (run_dir / "config.json").exists():
+                cfg = resumed_config(run_dir, cfg, given_settings(args))
+            resume_from = (run_dir / "checkpoints" / "last.ckpt" if args.resume else None) if is_worker \
+                else _prepare_run_dir(run_dir, args.resume, args.overwrite)
+            metrics = train_and_evaluate(exercise, cfg, run_dir, resume_from, progress=not args.no_progress)
+        except NotImplementedError as exc:
+            print(f"error: {_not_implemented_message(exc)}", file=sys.stderr)
+            return EXIT_NOT_IMPLEMENTED
+        if metrics is not None:
+            print(summary(metrics, run_dir))
+        return 0
+
+    return run_command(job, interrupted="continue with --resume (the last finished epoch is in "
+                                        "checkpoints/last.ckpt)")

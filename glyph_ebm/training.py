@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import random
 from pathlib import Path
 
@@ -25,24 +24,16 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_warn
 
 from .config import TrainConfig
+from .files import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to ``.name.tmp`` in the same folder, fsync, then ``os.replace``."""
+    """Checkpoints written atomically (:func:`glyph_ebm.files.atomic_write`): a crash or Ctrl-C
+    never leaves a half-written ``last.ckpt``."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as fh:
-                torch.save(checkpoint, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_write(path, binary=True) as fh:
+            torch.save(checkpoint, fh)
 
 
 class RNGState(Callback):

@@ -19,12 +19,10 @@ if str(SOLUTIONS) not in sys.path:
     sys.path.insert(0, str(SOLUTIONS))
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_cache(tmp_path_factory):
-    """Keep the glyph cache of the test run in the user's cache unless told otherwise
-    (generating the small set takes seconds; the full set is only built by slow tests)."""
-    os.environ.setdefault("GLYPH_EBM_CACHE", str(Path.home() / ".cache" / "glyph-ebm"))
-    yield
+#: the glyph sets and classifiers the tests generate: in the checkout (ignored by git), never in the
+#: user's own cache; kept between runs (the full set takes a few minutes to generate)
+TEST_CACHE = Path(os.environ.get("GLYPH_EBM_TEST_CACHE") or ROOT / ".cache" / "glyph-ebm-tests")
+os.environ["GLYPH_EBM_CACHE"] = str(TEST_CACHE)       # also for every subprocess the tests start
 
 
 def run_cli(args, cwd=SOLUTIONS, timeout=600, env=None):

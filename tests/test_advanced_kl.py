@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from conftest import SOLUTIONS  # noqa: F401  (puts the reference on sys.path)
 from ex3_model import CNNModel
-from glyph_ebm.advanced.kl import (differentiable_steps, frozen_energy, kozachenko_leonenko, nn_distance,
+from glyph_course.advanced.kl import (differentiable_steps, frozen_energy, kozachenko_leonenko, nn_distance,
                                    nn_entropy, sampler_energy_loss)
 from glyph_ebm.errors import GlyphEBMError
 

@@ -4,9 +4,9 @@ import torch
 
 from conftest import SOLUTIONS  # noqa: F401
 from ex3_model import CNNModel
-from glyph_ebm.advanced.langevin import langevin
+from glyph_course.advanced.langevin import langevin
 from glyph_ebm.errors import GlyphEBMError
-from glyph_ebm.grading.toys import QuadraticEnergy
+from glyph_ebm.checks.toys import QuadraticEnergy
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -7,12 +7,12 @@ import torch.nn.functional as F
 
 from conftest import SOLUTIONS  # noqa: F401
 from ex3_model import CNNModel
-from glyph_ebm.advanced.augment import GlyphAugment
-from glyph_ebm.advanced.buffer import ReplayBuffer
-from glyph_ebm.advanced.ema import EMA
-from glyph_ebm.advanced.losses import contrastive_loss, kl_loss, px_loss, softmax_ml_loss, softmax_weights
-from glyph_ebm.advanced.multiscale import MultiScaleEnergy
-from glyph_ebm.advanced.spectral import apply_spectral_norm, spectral_norms
+from glyph_course.advanced.augment import GlyphAugment
+from glyph_course.advanced.buffer import ReplayBuffer
+from glyph_course.advanced.ema import EMA
+from glyph_course.advanced.losses import contrastive_loss, kl_loss, px_loss, softmax_ml_loss, softmax_weights
+from glyph_course.advanced.multiscale import MultiScaleEnergy
+from glyph_course.advanced.spectral import apply_spectral_norm, spectral_norms
 from glyph_ebm.errors import ConfigError, GlyphEBMError
 
 
@@ -59,7 +59,7 @@ def test_zero_strength_is_the_identity_and_strokes_change_the_ink():
 
 
 def test_augmentations_preserve_the_class_but_flips_do_not():
-    from glyph_ebm import pretrained
+    from glyph_course import pretrained
     from glyph_ebm.datasets import to_tensor
     from glyph_ebm.glyphs import load_glyphs
 

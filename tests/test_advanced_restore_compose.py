@@ -5,12 +5,12 @@ import torch
 
 from conftest import SOLUTIONS  # noqa: F401
 from ex3_model import CNNModel
-from glyph_ebm.advanced.chains import compare_chain_inits
-from glyph_ebm.advanced.compose import (class_energy, composition_report, cross_class_rate, ink_coverage,
+from glyph_course.advanced.chains import compare_chain_inits
+from glyph_course.advanced.compose import (class_energy, composition_report, cross_class_rate, ink_coverage,
                                         ink_weight_energy, sample_composition, sum_energies)
-from glyph_ebm.advanced.restore import centre_mask, corrupt, denoise, inpaint, inpainting_report, mean_fill
+from glyph_course.advanced.restore import centre_mask, corrupt, denoise, inpaint, inpainting_report, mean_fill
 from glyph_ebm.errors import GlyphEBMError
-from glyph_ebm.grading.toys import QuadraticEnergy
+from glyph_ebm.checks.toys import QuadraticEnergy
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -89,14 +89,15 @@ def test_folder_run_and_checkpoint_from_another_class_count(tmp_path):
 
 
 def test_glyph_ebm_train_runs_the_same_job(tmp_path):
-    """`glyph-ebm train` (here as `python -m glyph_ebm train`) drives the reference by default
-    and a student's folder with --code; the template stops at its first unfinished task."""
+    """`glyph-ebm train` (here as `python -m glyph_ebm train`) drives the exercise in the current
+    folder by default and another folder with --code; the template stops at its first unfinished
+    task; a folder without exercise files is a clear error."""
     import subprocess
 
-    from conftest import PYTHON, ROOT, TEMPLATE
+    from conftest import PYTHON, ROOT, SOLUTIONS, TEMPLATE
 
     out = tmp_path / "cli"
-    r = subprocess.run([PYTHON, "-m", "glyph_ebm", "train", *SMOKE, "--out", str(out)], cwd=tmp_path,
+    r = subprocess.run([PYTHON, "-m", "glyph_ebm", "train", *SMOKE, "--out", str(out)], cwd=SOLUTIONS,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((out / "metrics.json").read_text())["profile"] == "smoke"
@@ -104,3 +105,6 @@ def test_glyph_ebm_train_runs_the_same_job(tmp_path):
                         "--out", str(tmp_path / "student")], cwd=ROOT, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 3 and "Exercise 3.2a" in r.stderr.strip().splitlines()[-1], r.stderr[-2000:]
+    r = subprocess.run([PYTHON, "-m", "glyph_ebm", "train", *SMOKE, "--out", str(tmp_path / "none")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert_clear_error(r, "no exercise files", "--code DIR")

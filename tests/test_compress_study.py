@@ -1,4 +1,4 @@
-"""The compression study (``glyph-ebm compress``): end to end on a tiny model, resumable, with
+"""The compression study (``glyph-course compress``): end to end on a tiny model, resumable, with
 tables, figures and acceptance checks computed from the rows."""
 import csv
 import json
@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from glyph_ebm.cli import main as cli_main
-from glyph_ebm.compression import report
-from glyph_ebm.compression.study import StudyConfig, load_subject, run_study
+from glyph_course.cli import main as cli_main
+from glyph_course.compression import report
+from glyph_course.compression.study import StudyConfig, load_subject, run_study
 from glyph_ebm.errors import GlyphEBMError
 
 TINY = dict(methods=("quantize", "prune", "distill"), ratios=(0.5,),

@@ -5,8 +5,8 @@ import torch.nn.functional as F
 
 from conftest import SOLUTIONS  # noqa: F401  (puts the reference on sys.path)
 from ex3_model import CNNModel
-from glyph_ebm import metrics
-from glyph_ebm.compression.distill import StudentEnergy, distill, replay_buffer, student_family
+from glyph_course import metrics
+from glyph_course.compression.distill import StudentEnergy, distill, replay_buffer, student_family
 from glyph_ebm.errors import CheckpointError, GlyphEBMError
 
 
@@ -63,7 +63,7 @@ def test_replay_buffer_is_read_from_the_run_checkpoint(tmp_path):
 
 
 def test_transfer_augmentation_is_seeded_in_range_and_mixes_kinds():
-    from glyph_ebm.compression.distill import transfer_augment
+    from glyph_course.compression.distill import transfer_augment
 
     x = torch.rand(64, 1, 28, 28) * 2 - 1
     a = transfer_augment(x, torch.Generator().manual_seed(3))
@@ -84,7 +84,7 @@ def test_augmented_distillation_runs_and_lowers_the_mse(teacher):
 
 
 def test_transfer_set_holds_the_images_their_copies_and_the_teachers_energies(teacher):
-    from glyph_ebm.compression.distill import transfer_set
+    from glyph_course.compression.distill import transfer_set
 
     x = torch.rand(16, 1, 56, 56) * 2 - 1
     images, targets = transfer_set(teacher, x, copies=2, seed=1)

@@ -4,8 +4,8 @@ import torch
 from conftest import SOLUTIONS  # noqa: F401  (puts the reference on sys.path)
 from ex3_main import MCMCSampler
 from ex3_model import CNNModel
-from glyph_ebm.compression.finetune import finetune
-from glyph_ebm.compression.prune import prune_unstructured, sparsity
+from glyph_course.compression.finetune import finetune
+from glyph_course.compression.prune import prune_unstructured, sparsity
 
 
 def _data():

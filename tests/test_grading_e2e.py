@@ -19,7 +19,7 @@ import pytest
 
 import grading_cases as cases
 from conftest import ROOT, TEMPLATE
-from glyph_ebm.grading import autograde, leakguard
+from glyph_course.grading import autograde, leakguard
 
 pytestmark = pytest.mark.slow
 TASKS = ["3.2a", "3.2b", "3.3a", "3.3b/c", "3.4a", "3.4b", "3.4c", "3.5", "3.6"]
@@ -169,7 +169,7 @@ def test_feedback_without_clear_hidden_tests_would_leak_and_the_guard_stops_it(t
 
 def test_glyph_ebm_grade_prints_json_on_the_last_line(tmp_path):
     folder = cases.build(cases.MUTANTS[-1], tmp_path / "ex3")
-    out = subprocess.run([sys.executable, "-m", "glyph_ebm.cli", "grade", str(folder), "--json"],
+    out = subprocess.run([sys.executable, "-m", "glyph_course", "grade", str(folder), "--json"],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     scores = json.loads(out.stdout.strip().splitlines()[-1])
@@ -179,6 +179,6 @@ def test_glyph_ebm_grade_prints_json_on_the_last_line(tmp_path):
 
 
 def test_grade_rejects_a_missing_folder(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "glyph_ebm.cli", "grade", str(tmp_path / "nope")],
+    out = subprocess.run([sys.executable, "-m", "glyph_course", "grade", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 2 and out.stderr.startswith("error:") and "Traceback" not in out.stderr

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from conftest import ROOT
-from glyph_ebm.grading import harness, notebook
-from glyph_ebm.grading.toys import FixedSampler, QuadraticEnergy, constant_images
+from glyph_course.grading import notebook
+from glyph_ebm.checks import harness
+from glyph_ebm.checks.toys import FixedSampler, QuadraticEnergy, constant_images
 
 TASKS = ["3.2a", "3.2b", "3.3a", "3.3b/c", "3.4a", "3.4b", "3.4c", "3.5", "3.6"]
 
@@ -177,7 +178,7 @@ def test_fixed_sampler_returns_its_images_and_records_labels():
 def test_memory_limit_turns_a_huge_allocation_into_an_error():
     import subprocess
 
-    code = ("import torch\nfrom glyph_ebm.grading.harness import _limit_memory\n_limit_memory(1)\n"
+    code = ("import torch\nfrom glyph_ebm.checks.harness import _limit_memory\n_limit_memory(1)\n"
             "try:\n    torch.ones(2 * 10**9)\nexcept RuntimeError as e:\n    print('refused' if \"can't allocate\" in str(e) else e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "refused", out.stderr[-2000:]

@@ -2,8 +2,8 @@
 import json
 
 from conftest import SOLUTIONS, TEMPLATE
-from glyph_ebm.course import solution_blocks
-from glyph_ebm.grading import leakguard, notebook
+from glyph_course.template import solution_blocks
+from glyph_course.grading import leakguard, notebook
 
 
 def _release_like(tmp_path):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from glyph_ebm import metrics
-from glyph_ebm.grading.toys import QuadraticEnergy
+from glyph_course import metrics
+from glyph_ebm.checks.toys import QuadraticEnergy
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import SOLUTIONS
-from glyph_ebm import pretrained
+from glyph_course import pretrained
 from glyph_ebm.errors import CheckpointError
 
 

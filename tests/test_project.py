@@ -6,9 +6,13 @@ from conftest import ROOT
 
 
 def _pins_from_pyproject():
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    deps = data["project"]["dependencies"] + data["project"]["optional-dependencies"]["test"]
-    return dict(re.match(r"([A-Za-z0-9_.-]+)==(\S+)", d).groups() for d in deps)
+    """The student library's pins (pyproject.toml) and the course tooling's (course/pyproject.toml)."""
+    library = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    tooling = tomllib.loads((ROOT / "course" / "pyproject.toml").read_text())["project"]
+    deps = library["dependencies"] + tooling["dependencies"] + tooling["optional-dependencies"]["test"]
+    pins = dict(re.match(r"([A-Za-z0-9_.-]+)==(\S+)", d).groups() for d in deps)
+    assert pins.pop("glyph-ebm") == library["version"], "the course tooling must pin this student library"
+    return pins
 
 
 def _pins_from_environment():

@@ -4,8 +4,8 @@ import torch
 
 from conftest import SOLUTIONS  # noqa: F401  (puts the reference on sys.path)
 from ex3_model import CNNModel
-from glyph_ebm import metrics
-from glyph_ebm.compression.prune import (PruningError, compact_size_bytes, compact_state_dict, expand_state_dict,
+from glyph_course import metrics
+from glyph_course.compression.prune import (PruningError, compact_size_bytes, compact_state_dict, expand_state_dict,
                                          prune_channels, prunable, prune_unstructured, sparsity)
 
 

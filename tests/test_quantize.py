@@ -3,8 +3,8 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from glyph_ebm import metrics, pretrained
-from glyph_ebm.compression.quantize import ScoreOnly, quantize_dynamic, quantize_static
+from glyph_course import metrics, pretrained
+from glyph_course.compression.quantize import ScoreOnly, quantize_dynamic, quantize_static
 from glyph_ebm.datasets import to_tensor
 
 

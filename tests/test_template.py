@@ -4,7 +4,7 @@ import subprocess
 import pytest
 
 from conftest import PYTHON, ROOT, SOLUTIONS, TEMPLATE, run_cli
-from glyph_ebm.course import MarkerError, solution_blocks, stale_template_files, strip_solutions
+from glyph_course.template import MarkerError, solution_blocks, stale_template_files, strip_solutions
 
 
 def test_committed_template_is_current():
@@ -35,22 +35,10 @@ def test_strip_replaces_block_by_numbered_not_implemented_error():
     assert out.startswith("def f(x):\n    '''doc'''\n")
 
 
-def test_template_block_replaces_default():
-    src = ("    # BEGIN SOLUTION 3.5\n"
-           "    y = solve()\n"
-           "    # END SOLUTION\n"
-           "    # BEGIN TEMPLATE\n"
-           "    # y = None  # TODO\n"
-           "    # END TEMPLATE\n"
-           "    return y\n")
-    assert strip_solutions(src) == "    y = None  # TODO\n    return y\n"
-
-
 @pytest.mark.parametrize("bad", [
     "# BEGIN SOLUTION 3.1\nx = 1\n",
     "x = 1\n# END SOLUTION\n",
     "# BEGIN SOLUTION 3.1\n# BEGIN SOLUTION 3.2\n# END SOLUTION\n",
-    "# BEGIN TEMPLATE\n# x\n# END TEMPLATE\n",
 ])
 def test_unbalanced_markers_are_reported(bad):
     with pytest.raises(MarkerError):

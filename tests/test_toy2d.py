@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from glyph_ebm.toy2d import (GaussianEnergy, MLPEnergy, ReplayBuffer, contrastive_loss,  # noqa: E402
+from glyph_course.toy2d import (GaussianEnergy, MLPEnergy, ReplayBuffer, contrastive_loss,  # noqa: E402
                              energy_on_grid, grid_log_z, langevin, plot_chains, plot_energy,
                              plot_energy_history, plot_points, ring_energy, ring_of_gaussians,
                              sgld_temperature, three_bumps, train_toy_ebm, two_moons, uniform_box)

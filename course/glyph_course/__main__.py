@@ -1,0 +1,6 @@
+"""``python -m glyph_course`` is ``glyph-course``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

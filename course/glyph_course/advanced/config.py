@@ -1,0 +1,89 @@
+"""Every switch of the advanced-training chapter, on top of the exercise's :class:`TrainConfig`.
+
+:class:`AdvancedConfig` *is* a :class:`~glyph_ebm.config.TrainConfig` (same fields, profiles,
+``to_dict``/``from_dict``) with the chapter's switches added, each **off** by default, so that
+``AdvancedConfig()`` trains the exercise's JEM. The SGLD gradient clip is the base field
+``sgld_grad_clip`` (the quick profile clips at 0.03, as IGEBM does; ``None`` = off).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from glyph_ebm.config import PROFILES, TrainConfig
+from glyph_ebm.errors import ConfigError
+from .buffer import SCHEMES
+from .chains import INITS
+from .losses import ML_LOSSES
+
+
+@dataclass
+class AdvancedConfig(TrainConfig):
+    """A :class:`TrainConfig` plus the chapter's switches (defaults = off = the exercise's JEM)."""
+
+    # improved contrastive divergence (Du et al. 2021)
+    kl_weight: float = 0.0            # weight of L_opt = E_{stop_grad(theta)}(x_k) through the last step(s); 0 = off
+    entropy_weight: float = 0.0       # weight of the nearest-neighbour entropy of the samples; 0 = off
+    kl_steps: int = 1                 # Langevin steps at the end of each chain that are differentiated
+    entropy_samples: int = 100        # past samples (from the buffer) the entropy's neighbours are taken from
+    augment_init: bool = False        # chains from the buffer (or data) start from an augmented copy
+    augment_every: int = 0            # long-run generation: augmentation jump every N SGLD steps (0 = off)
+    multiscale: bool = False          # energy = sum over full, half and quarter resolution networks
+    ema_decay: float = 0.0            # EMA of the weights, used for generation and evaluation (0 = off)
+    sample_with_ema: bool = False     # also run the training chains with the EMA model
+    buffer_scheme: str = "persistent"  # "persistent" (exercise) or "reservoir" (improved CD)
+    chain_init: str = "persistent"    # "persistent" (buffer), "data" (CD-k from data), "noise" (short-run)
+    # implicit generation (IGEBM, Du & Mordatch 2019)
+    spectral_norm: bool = False       # spectral normalisation of every conv/linear layer
+    ml_loss: str = "contrastive"      # "contrastive" or "softmax" (IGEBM's softmax-weighted ML loss)
+    temperature: float = 1.0          # SGLD samples p(x) ∝ exp(-E(x) / T) (training and generation)
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("kl_weight", "entropy_weight"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0 (0 = off), got {getattr(self, name)}")
+        if self.uses_kl and not 1 <= self.kl_steps <= self.sgld_steps:
+            raise ConfigError(f"kl_steps must be between 1 and sgld_steps ({self.sgld_steps}) when the KL "
+                              f"or entropy term is on, got {self.kl_steps}")
+        if self.entropy_samples < 1:
+            raise ConfigError(f"entropy_samples must be at least 1, got {self.entropy_samples}")
+        if self.augment_every < 0:
+            raise ConfigError(f"augment_every must be >= 0 (0 = off), got {self.augment_every}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
+        if self.sample_with_ema and self.ema_decay == 0:
+            raise ConfigError("sample_with_ema needs an EMA model: set ema_decay (e.g. 0.999)")
+        choices = {"buffer_scheme": SCHEMES, "chain_init": INITS, "ml_loss": ML_LOSSES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.sgld_grad_clip is not None and not self.sgld_grad_clip > 0:
+            raise ConfigError(f"sgld_grad_clip must be > 0 or None (off), got {self.sgld_grad_clip}")
+
+    @property
+    def uses_kl(self) -> bool:
+        """True when a Langevin step is differentiated (KL or entropy term on)."""
+        return self.kl_weight > 0 or self.entropy_weight > 0
+
+    def switches(self) -> dict:
+        """The chapter's switches that differ from their defaults, ``{name: value}``."""
+        base = {f.name for f in dataclasses.fields(TrainConfig)}
+        defaults = AdvancedConfig.__dataclass_fields__
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in base and getattr(self, f.name) != defaults[f.name].default}
+
+
+def advanced_config(profile: str = "quick", **overrides) -> AdvancedConfig:
+    """The :class:`AdvancedConfig` of a named base profile (``quick``, ``full``, ``smoke``) with
+    fields overridden (``None`` values are ignored)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    names = {f.name for f in dataclasses.fields(AdvancedConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {', '.join(unknown)}")
+    values = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}}
+    return AdvancedConfig(profile=profile, **values)

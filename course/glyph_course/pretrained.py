@@ -1,0 +1,116 @@
+"""The small pretrained JEM that the notebooks and the book use (``pretrained/jem_quick.pt``).
+
+It is made by our own training code, reproducibly: ``make pretrained`` trains the reference
+with the quick profile and seed 0 into ``runs/pretrained`` and then calls :func:`export`, which
+keeps only what a reader needs: the energy network's weights (float32), the configuration,
+the class names, the run's metrics and how it was made. The replay buffer and the optimiser
+state stay in the run folder (they would make the file ~30x larger).
+
+    glyph-course pretrained runs/pretrained pretrained/jem_quick.pt
+
+:func:`load` rebuilds the network from any exercise folder's ``ex3_model.CNNModel`` (the
+reference by default, or a student's ``ex3/`` with the same architecture) and returns it in
+eval mode, with ``forward(x, y=None) = f(x) = -E(x)``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from glyph_ebm.errors import CheckpointError, run_command
+from glyph_ebm.files import atomic_write
+
+from .paths import PRETRAINED
+from .reference import exercise
+
+DEFAULT = PRETRAINED
+FORMAT = "glyph-ebm-pretrained-1"
+
+
+def export(run_dir: str | os.PathLike, target: str | os.PathLike = DEFAULT, command: str | None = None) -> Path:
+    """Write the weights-only file for the run in ``run_dir`` to ``target`` (atomically)."""
+    run_dir, target = Path(run_dir), Path(target)
+    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt_path.exists():
+        raise CheckpointError(f"no checkpoint at {ckpt_path}; train first (make pretrained does both steps)")
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    hparams = ckpt["hyper_parameters"]
+    weights = {k[len("cnn."):]: v.float().contiguous() for k, v in ckpt["state_dict"].items() if k.startswith("cnn.")}
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    info = {
+        "format": FORMAT,
+        "config": hparams["config"],
+        "num_classes": hparams["num_classes"],
+        "img_shape": hparams["img_shape"],
+        "classes": metrics.get("classes") or _embedded_classes(hparams["config"]),
+        "metrics": {k: metrics[k] for k in ("test_accuracy", "ood_auroc", "train_seconds", "epochs",
+                                            "global_steps") if k in metrics},
+        "seed": hparams["config"]["seed"],
+        "torch": str(torch.__version__),
+        "made_by": command or (f"python ex3_main.py --profile {hparams['config']['profile']} "
+                               f"--seed {hparams['config']['seed']} (mode {hparams['config']['mode']}), "
+                               "weights exported by glyph_course.pretrained"),
+    }
+    with atomic_write(target, binary=True) as fh:
+        torch.save({"info": info, "state_dict": weights}, fh)
+    return target
+
+
+def _embedded_classes(config: dict):
+    if config.get("data"):
+        return None   # a folder of scans: its class names are in that run's folder, not known here
+    from glyph_ebm.glyphs import CLASSES
+
+    return list(CLASSES)
+
+
+def info(path: str | os.PathLike = DEFAULT) -> dict:
+    """The metadata stored with the pretrained weights (config, metrics, seed, ...)."""
+    return _read(Path(path))["info"]
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        raise CheckpointError(f"pretrained weights {path} not found; run `make pretrained` to make them")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise CheckpointError(f"{path} is not a glyph-ebm pretrained file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(blob, dict) or blob.get("info", {}).get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a glyph-ebm pretrained file (format {FORMAT} expected)")
+    return blob
+
+
+def load(path: str | os.PathLike = DEFAULT, code_dir: str | os.PathLike | None = None):
+    """``(model, info)``: ``code_dir``'s ``CNNModel`` with the pretrained weights, in eval mode."""
+    blob = _read(Path(path))
+    meta = blob["info"]
+    model = exercise(code_dir).model.CNNModel(num_classes=meta["num_classes"], hidden=meta["config"]["hidden"],
+                            in_channels=meta["img_shape"][0])
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(f"the pretrained weights do not fit CNNModel of {code_dir or 'solutions/'}: "
+                              f"{first[1].strip() if len(first) > 1 else first[0]}") from None
+    return model.eval(), meta
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="glyph-course pretrained",
+                                description="export the weights-only pretrained file from a run folder")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("target", type=Path, nargs="?", default=DEFAULT)
+    args = p.parse_args(argv)
+
+    def job() -> None:
+        target = export(args.run_dir, args.target)
+        meta = info(target)
+        print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB): test accuracy "
+              f"{meta['metrics'].get('test_accuracy', float('nan')):.3f}, seed {meta['seed']}")
+
+    return run_command(job)
