@@ -124,8 +124,7 @@ class MCMCSampler:
         kept = {0: x.clone()} if 0 in keep_steps else {}
         with torch.enable_grad():
             for k in range(1, steps + 1):
-                raise NotImplementedError("Exercise 3.3b: perturb with noise, evaluate f = -E and its input gradient")
-                raise NotImplementedError("Exercise 3.3c: step up the gradient of f (= down the energy), clamp to [-1, 1]")
+                raise NotImplementedError("Exercise 3.3b/c: one SGLD step: perturb with noise, then step up the input gradient of f = -E (clipped when grad_clip is set); clamp to [-1, 1]")
                 if k in keep_steps:
                     kept[k] = x.detach().clone()
         self.model.train(was_training)

@@ -167,14 +167,12 @@ class MCMCSampler:
         kept = {0: x.clone()} if 0 in keep_steps else {}
         with torch.enable_grad():
             for k in range(1, steps + 1):
-                # BEGIN SOLUTION 3.3b: perturb with noise, evaluate f = -E and its input gradient
+                # BEGIN SOLUTION 3.3b/c: one SGLD step: perturb with noise, then step up the input gradient of f = -E (clipped when grad_clip is set); clamp to [-1, 1]
                 if noise > 0:
                     x = x + noise * self._randn(x.shape, x.device)
                 x = x.clamp(-1.0, 1.0).requires_grad_(True)
                 f = self.model(x, y)
                 (grad,) = torch.autograd.grad(f.sum(), x)
-                # END SOLUTION
-                # BEGIN SOLUTION 3.3c: step up the gradient of f (= down the energy), clamp to [-1, 1]
                 if self.grad_clip is not None:
                     grad = grad.clamp(-self.grad_clip, self.grad_clip)
                 x = (x.detach() + step_size * grad).clamp(-1.0, 1.0)

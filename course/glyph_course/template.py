@@ -22,7 +22,7 @@ from glyph_ebm.exercise import FILES as EXERCISE_FILES
 
 from .paths import SOLUTIONS, TEMPLATE
 
-_BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION(?:\s+(?P<task>\d+\.\d+[a-z]?)(?::\s*(?P<what>.*))?)?\s*$")
+_BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION(?:\s+(?P<task>\d+\.\d+[a-z]?(?:/[a-z])?)(?::\s*(?P<what>.*))?)?\s*$")
 _END = re.compile(r"^\s*# END SOLUTION\s*$")
 
 
