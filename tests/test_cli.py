@@ -63,6 +63,21 @@ def test_resume_without_checkpoint(tmp_path):
     assert_clear_error(run_cli([*SMOKE, "--out", tmp_path / "run", "--resume"]), "no checkpoint")
 
 
+def test_resume_refuses_settings_that_would_change_the_run(tmp_path):
+    from glyph_ebm.config import profile_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({**profile_config("smoke").to_dict(), "classes": ["a", "b"]}))
+    r = run_cli([*SMOKE, "--out", out, "--resume", "--set", "step_size=5"])
+    assert_clear_error(r, "--resume continues the run", "step_size")
+    r = run_cli(["--no-progress", "--out", out, "--resume", "--mode", "ebm"])
+    assert_clear_error(r, "mode 'jem' -> 'ebm'")
+    # how long and where it trains may change: these pass the check and stop at the missing checkpoint
+    r = run_cli([*SMOKE, "--out", out, "--resume", "--epochs", "7", "--max-time", "60"])
+    assert_clear_error(r, "no checkpoint")
+
+
 def test_existing_run_is_not_overwritten_silently(tmp_path):
     out = tmp_path / "run"
     out.mkdir()

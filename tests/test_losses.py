@@ -100,9 +100,19 @@ def test_training_step_is_weighted_sum(batch, mode, w_px, w_pyx):
     assert jem.training_step(batch, 0).item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_warmup_ramps_px_weight():
-    cfg = TrainConfig(hidden=4, warmup_epochs=2.0, px_weight=1.0)
+def test_warmup_ramps_px_weight(monkeypatch, batch):
+    """px_weight_now rises linearly from 0 to px_weight over warmup_epochs (no warm-up in ebm mode),
+    and training_step uses it."""
+    step = {"now": 0}
+    monkeypatch.setattr(JEM, "global_step", property(lambda self: step["now"]))
+    cfg = TrainConfig(hidden=4, warmup_epochs=2.0, px_weight=0.8, sample_size=3, sgld_steps=2)
     jem = JEM(cfg, num_classes=3, img_shape=(1, 8, 8), steps_per_epoch=10)
-    assert jem.px_weight_now() == 0.0      # global_step 0
+    for now, expected in [(0, 0.0), (5, 0.2), (10, 0.4), (15, 0.6), (20, 0.8), (35, 0.8)]:
+        step["now"] = now
+        assert jem.px_weight_now() == pytest.approx(expected), f"global step {now}"
+    fixed_fake(jem, torch.zeros(3, 1, 8, 8))
+    px, pyx = jem.px_step(batch).item(), jem.pyx_step(batch).item()
+    step["now"] = 5
+    assert jem.training_step(batch, 0).item() == pytest.approx(0.2 * px + pyx, rel=1e-5)
     jem.cfg.mode = "ebm"
-    assert jem.px_weight_now() == 1.0      # no warm-up when p(x) is the only term
+    assert jem.px_weight_now() == pytest.approx(0.8)      # no warm-up when p(x) is the only term
