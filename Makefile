@@ -1,7 +1,7 @@
 # glyph-ebm — every command sets up what it needs (a .venv in the repo) by itself.
 #   make demo   train the reference (quick profile) into runs/demo and print where the figures are
 #   make test   run the whole test suite
-# Instructors: make release (student version of exercise 3, leak-checked),
+# Instructors: make release (student kit of exercise 3 in autograde/kit/, leak-checked),
 #              make autograde SUBMISSIONS=DIR (grade DIR/<student>/ with nbgrader)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -57,16 +57,22 @@ template: $(STAMP)
 check-template: $(STAMP)
 	$(PY) -m glyph_course template --check
 
-# the small pretrained JEM used by the notebooks and the book (quick profile, seed 0)
+# the small pretrained JEM used by the notebooks and the book (quick profile, seed 0); its figures
+# are rewritten into the generated blocks of README.md and docs/measurements.md (the book reads
+# them from the file when it is built)
 pretrained: $(STAMP)
 	cd solutions && ../$(PY) ex3_main.py --profile quick --seed 0 --out ../runs/pretrained --overwrite
-	$(PY) -m glyph_course pretrained runs/pretrained pretrained/jem_quick.pt
+	$(PY) -m glyph_course pretrained runs/pretrained pretrained/jem_quick.pt --figures README.md docs/measurements.md
 
-# the course website, offline: notebooks executed (cached in book/_build/.jupyter_cache)
+# the course website, offline: notebooks executed (cached in book/_build/.jupyter_cache), the
+# shipped model's figures read from pretrained/jem_quick.pt; everything it writes is in book/_build
 book: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build book --builder html
 	@echo "open book/_build/html/index.html"
 
+# nbgrader's release (autograde/release/ex3, used for grading) and the student kit built from it:
+# autograde/kit/ex3/ (templates, notebook, the student library's wheel, pinned requirements.txt and
+# environment.yml, README.md) and autograde/kit/ex3-kit.zip, all leak-checked (inside the wheel and zip too)
 release: $(STAMP)
 	$(PY) -m glyph_course release
 
@@ -83,5 +89,5 @@ glyphs: $(STAMP)
 	$(PY) -m glyph_ebm.glyphs --out docs/glyphs.png
 
 clean:
-	rm -rf runs .pytest_cache autograde/release autograde/submitted autograde/autograded autograde/feedback \
+	rm -rf runs .pytest_cache autograde/release autograde/kit autograde/submitted autograde/autograded autograde/feedback \
 	       autograde/gradebook.db autograde/grades.csv autograde/nbgrader.log

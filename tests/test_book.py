@@ -1,6 +1,7 @@
 """The course website: built offline with jupyter-book (notebooks executed), then every page
 opened in headless Chromium: no console error, no request to another host, math rendered,
-every image loaded."""
+every image loaded. The pages show the shipped model's figures (filled in at build time), and
+the build writes nothing outside ``book/_build`` (the notebook cache included)."""
 import functools
 import http.server
 import os
@@ -24,13 +25,18 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 
+BUILD = {}
+
+
 @pytest.fixture(scope="module")
 def site():
     assert MATHJAX.exists(), "MathJax is missing: `make book` / `make test` fetch it into book/_build/mathjax_local"
     jb = Path(sys.executable).parent / "jupyter-book"
+    root_before = set(os.listdir(ROOT))
     proc = subprocess.run([str(jb), "build", str(BOOK), "--builder", "html"], cwd=ROOT, capture_output=True,
                           text=True, timeout=1500, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     log = proc.stdout + proc.stderr
+    BUILD.update(log=log, new_at_root=set(os.listdir(ROOT)) - root_before)
     assert proc.returncode == 0, log[-5000:]
     assert "Execution Failed" not in log and "Executing notebook failed" not in log, log[-5000:]
     return HTML
@@ -50,6 +56,31 @@ def test_every_chapter_is_built_and_notebooks_have_their_figures(site):
         text = nb.read_text()
         assert text.count("<img") >= 3, f"{nb.name}: figures missing"
         assert "output_error" not in text and "Traceback (most recent call last)" not in text, nb.name
+
+
+def test_pages_show_the_shipped_models_figures(site):
+    """Run figures come from pretrained/jem_quick.pt at build time (book/_ext/run_figures.py)."""
+    from test_run_figures import EXPECTED, page_text
+
+    from glyph_course import pretrained
+
+    figures = pretrained.figures()
+    for name, keys in EXPECTED.items():
+        text = page_text(site / f"{name}.html")
+        missing = {key: figures[key] for key in keys if figures[key] not in text}
+        assert not missing, f"{name}: the shipped model's figures {missing} are not on the page"
+    for page in pages(site):
+        assert "{{" not in page_text(page), f"{page.relative_to(site)}: a substitution was left unfilled"
+
+
+def test_the_build_stays_inside_book_build(site):
+    """`make book` runs jupyter-book from the repository root; the notebook cache must land in
+    book/_build/.jupyter_cache, not in a _build/ of the folder the build was started from."""
+    used = re.search(r"Using jupyter-cache at: (\S+)", BUILD["log"])
+    assert used is not None and Path(used.group(1)) == (BOOK / "_build" / ".jupyter_cache").resolve(), \
+        (used.group(0) if used else BUILD["log"][-2000:])
+    assert (BOOK / "_build" / ".jupyter_cache").is_dir()
+    assert "_build" not in BUILD["new_at_root"], f"the build wrote {sorted(BUILD['new_at_root'])} at the repository root"
 
 
 def test_no_page_asks_for_a_remote_resource(site):

@@ -6,17 +6,23 @@ keeps only what a reader needs: the energy network's weights (float32), the conf
 the class names, the run's metrics and how it was made. The replay buffer and the optimiser
 state stay in the run folder (they would make the file ~30x larger).
 
-    glyph-course pretrained runs/pretrained pretrained/jem_quick.pt
+    glyph-course pretrained runs/pretrained pretrained/jem_quick.pt --figures README.md docs/measurements.md
 
 :func:`load` rebuilds the network from any exercise folder's ``ex3_model.CNNModel`` (the
 reference by default, or a student's ``ex3/`` with the same architecture) and returns it in
 eval mode, with ``forward(x, y=None) = f(x) = -E(x)``.
+
+Figures of the run are never typed into prose: :func:`figures` turns the stored metrics into
+strings, which the course website takes at build time (``book/_ext/run_figures.py``, as MyST
+substitutions) and which :func:`write_figures_block` writes between marker comments into the
+README (``make pretrained`` does it; a test compares the block with the shipped file).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -100,17 +106,84 @@ def load(path: str | os.PathLike = DEFAULT, code_dir: str | os.PathLike | None =
     return model.eval(), meta
 
 
+#: the OOD sets in the order the figures list them
+OOD_SETS = ("noise", "uniform", "rotated", "flipped", "small", "digits")
+BEGIN = "<!-- BEGIN pretrained-figures: generated from pretrained/jem_quick.pt by `make pretrained`; do not edit -->"
+END = "<!-- END pretrained-figures -->"
+_BLOCK = re.compile(re.escape(BEGIN.split(":")[0]) + r".*?" + re.escape(END), re.S)
+
+
+def figures(meta: dict | None = None) -> dict[str, str]:
+    """The run's figures as the text that pages show: ``test_accuracy``, ``auroc_<set>`` (three
+    decimals), ``train_seconds``, ``epochs``, ``steps``, ``seed``, ``profile``, ``mode``."""
+    meta = info() if meta is None else meta
+    m = meta["metrics"]
+    out = {"test_accuracy": f"{m['test_accuracy']:.3f}",
+           **{f"auroc_{name}": f"{m['ood_auroc'][name]:.3f}" for name in OOD_SETS if name in m["ood_auroc"]},
+           "seed": str(meta["seed"]), "profile": str(meta["config"]["profile"]),
+           "mode": str(meta["config"]["mode"])}
+    for key, name in (("train_seconds", "train_seconds"), ("epochs", "epochs"), ("global_steps", "steps")):
+        if key in m:
+            out[name] = f"{m[key]:.0f}"
+    return out
+
+
+def figures_block(meta: dict | None = None) -> str:
+    """The README's block of the shipped model's figures (Markdown, marker comments included)."""
+    f = figures(meta)
+    sets = [name for name in OOD_SETS if f"auroc_{name}" in f]
+    run = f"`python ex3_main.py --profile {f['profile']} --seed {f['seed']}` (mode `{f['mode']}`)"
+    if "steps" in f:
+        run += f": {f['steps']} steps, {f.get('epochs', '?')} epochs, trained in {f.get('train_seconds', '?')} s"
+    return "\n".join([
+        BEGIN,
+        f"The shipped model `pretrained/jem_quick.pt`, made by {run}:",
+        "",
+        "| test accuracy | " + " | ".join(f"AUROC {name}" for name in sets) + " |",
+        "|---|" + "---|" * len(sets),
+        f"| {f['test_accuracy']} | " + " | ".join(f[f"auroc_{name}"] for name in sets) + " |",
+        END,
+    ])
+
+
+def write_figures_block(path: str | os.PathLike, meta: dict | None = None) -> bool:
+    """Rewrite the marker block in ``path`` with :func:`figures_block`; ``True`` if it changed.
+    A file without the markers is an error (the block is placed by hand once)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if not _BLOCK.search(text):
+        raise CheckpointError(f"{path} has no figures block ({BEGIN.split(':')[0]} ... {END})")
+    new = _BLOCK.sub(lambda _: figures_block(meta), text, count=1)
+    if new == text:
+        return False
+    with atomic_write(path, binary=True) as fh:
+        fh.write(new.encode("utf-8"))
+    return True
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="glyph-course pretrained",
-                                description="export the weights-only pretrained file from a run folder")
-    p.add_argument("run_dir", type=Path)
+                                description="export the weights-only pretrained file from a run folder; "
+                                            "without RUN_DIR, only rewrite the --figures blocks from the shipped file")
+    p.add_argument("run_dir", type=Path, nargs="?", default=None)
     p.add_argument("target", type=Path, nargs="?", default=DEFAULT)
+    p.add_argument("--figures", type=Path, nargs="*", default=[], metavar="FILE",
+                   help="also rewrite the generated block of the model's figures in these files "
+                        "(make pretrained: README.md docs/measurements.md)")
     args = p.parse_args(argv)
+    if args.run_dir is None and not args.figures:
+        p.error("give a run folder to export, or --figures FILE ... to rewrite the figures blocks")
 
     def job() -> None:
-        target = export(args.run_dir, args.target)
+        target = args.target
+        if args.run_dir is not None:
+            export(args.run_dir, target)
         meta = info(target)
-        print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB): test accuracy "
-              f"{meta['metrics'].get('test_accuracy', float('nan')):.3f}, seed {meta['seed']}")
+        if args.run_dir is not None:
+            print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB): test accuracy "
+                  f"{meta['metrics'].get('test_accuracy', float('nan')):.3f}, seed {meta['seed']}")
+        for path in args.figures:
+            changed = write_figures_block(path, meta)
+            print(f"{'rewrote' if changed else 'kept'} the figures block in {path}")
 
     return run_command(job)
