@@ -58,7 +58,7 @@ class CNNModel(nn.Module):
 
     def get_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits. ``x``: ``(B, 1, H, W)`` in [-1, 1] -> ``(B, C)``."""
-        raise NotImplementedError("Exercise 3.2a: features -> adaptive average pooling -> head, return (B, C) logits")
+        raise NotImplementedError("Exercise 3.2a: return the class logits of the images x, shape (B, C)")
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Negative energy ``f(x) = -E(x)``, shape ``(B,)``.

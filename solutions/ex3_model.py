@@ -58,7 +58,7 @@ class CNNModel(nn.Module):
 
     def get_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits. ``x``: ``(B, 1, H, W)`` in [-1, 1] -> ``(B, C)``."""
-        # BEGIN SOLUTION 3.2a: features -> adaptive average pooling -> head, return (B, C) logits
+        # BEGIN SOLUTION 3.2a: return the class logits of the images x, shape (B, C)
         return self.head(self.pool(self.features(x)))
         # END SOLUTION
 

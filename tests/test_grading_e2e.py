@@ -65,7 +65,7 @@ def _full(result, task):
 
 
 def test_release_has_the_templates_and_no_solution_or_hidden_test(released):
-    _, release_dir = released
+    course, release_dir = released
     assert sorted(p.name for p in release_dir.iterdir()) == ["ex3.ipynb", "ex3_data.py", "ex3_main.py",
                                                             "ex3_model.py", "ex3_ood.py"]
     for name in ("ex3_data.py", "ex3_main.py", "ex3_model.py", "ex3_ood.py"):
@@ -73,6 +73,10 @@ def test_release_has_the_templates_and_no_solution_or_hidden_test(released):
     assert leakguard.scan(release_dir) == []
     text = leakguard.readable_text(release_dir / "ex3.ipynb")
     assert "3.3b/c sanity checks passed" in text and "QuadraticEnergy(mu, precision=100.0)" not in text
+    # the student kit beside it (its contents: tests/test_student_kit.py), clean inside the wheel and zip too
+    assert sorted(p.name for p in (course / "kit").iterdir()) == ["ex3", "ex3-kit.zip"]
+    assert (course / "kit" / "ex3" / "ex3.ipynb").read_bytes() == (release_dir / "ex3.ipynb").read_bytes()
+    assert leakguard.scan(course / "kit") == []
 
 
 def test_reference_gets_full_marks(graded):

@@ -44,16 +44,24 @@ def _grade(argv) -> int:
 
 def _release(argv) -> int:
     from .grading.autograde import COURSE, release
+    from .grading.kit import LIBRARY, kit_paths
 
     p = argparse.ArgumentParser(prog="glyph-course release",
                                 description="build the student release of exercise 3 with nbgrader "
-                                            "(notebook without hidden tests + generated templates) and check it for leaks")
+                                            "(notebook without hidden tests + generated templates) and the "
+                                            "student kit (release + the student library's wheel, pinned "
+                                            "requirements, README; a folder and a zip), all checked for leaks")
     p.add_argument("--course", type=Path, default=COURSE, help="nbgrader course folder (default: autograde/)")
+    p.add_argument("--library", type=Path, default=LIBRARY,
+                   help="the student library's package folder the wheel is built from (default: glyph_ebm/)")
     args = p.parse_args(argv)
-    target = release(args.course)
-    print(f"released exercise 3 to {target} (leak guard: clean)")
-    for path in sorted(target.iterdir()):
+    target = release(args.course, library=args.library)
+    folder, archive = kit_paths(args.course / "kit")
+    print(f"released exercise 3 to {target} (nbgrader's release, used for grading)")
+    print(f"student kit: {folder}  (leak guard: clean, inside the wheel and the zip too)")
+    for path in sorted(folder.iterdir()):
         print(f"  {path.name}")
+    print(f"zipped:      {archive}  (hand this to students)")
     return 0
 
 

@@ -4,6 +4,9 @@
   readable source ``autograde/ex3_source.py`` (visible checks + hidden tests);
 * :mod:`.autograde` - the instructor's side: release, autograde a folder of submissions,
   grade table and feedback (all through the nbgrader command line);
+* :mod:`.kit` - the student kit that ``make release`` writes (templates, released notebook, a
+  wheel of the student library, pinned requirements, a students' README), leak-checked as a
+  whole (:mod:`.kit_readme` holds the students' README text);
 * :mod:`.leakguard` - checks that no solution code or hidden test reaches students.
 
 What the graded notebook imports to run its checks (loading a student's files robustly,

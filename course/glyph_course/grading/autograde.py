@@ -6,7 +6,10 @@ default; a temporary copy for ``glyph-course grade`` and the tests):
 1. :func:`release` - ``nbgrader generate_assignment ex3`` (hidden tests removed from the
    notebook, the gradebook learns the test cells and their checksums), then the student
    templates ``ex3_*.py`` generated from ``solutions/`` are added (nbgrader copies ``.py``
-   files verbatim, it cannot strip them), then the leak guard checks the release.
+   files verbatim, it cannot strip them), then the leak guard checks the release; ``make
+   release`` also builds the student kit from it (:mod:`.kit`: templates, notebook, the
+   student library's wheel, pinned requirements, README; a folder and a zip), leak-checked
+   file by file, inside the wheel and the zip too.
 2. :func:`autograde` - each ``SUBMISSIONS/<student>/`` (their ``ex3/`` folder, or the files
    directly, with or without the notebook) is staged into ``submitted/<student>/ex3/``: the
    student's ``.py`` files, the template for a missing file, and always the released notebook
@@ -34,6 +37,7 @@ from ..paths import COURSE, SOLUTIONS
 from ..template import EXERCISE_FILES, strip_solutions
 from glyph_ebm.errors import GlyphEBMError
 from glyph_ebm.files import atomic_write
+from . import kit
 from . import notebook as nbsource
 from .leakguard import HIDDEN_MARKERS, assert_clean, secret_lines
 
@@ -111,8 +115,13 @@ def _tail(text: str, n: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
 
 
-def release(course: Path = COURSE) -> Path:
-    """Build ``course/release/ex3`` for students and check it for leaks; returns its path."""
+def release(course: Path = COURSE, library: Path = kit.LIBRARY, with_kit: bool = True) -> Path:
+    """Build ``course/release/ex3`` for students and check it for leaks; returns its path.
+
+    ``with_kit``: also build the student kit from it and the student library's package folder
+    ``library`` (:func:`.kit.build_kit`): ``course/kit/ex3/`` and ``course/kit/ex3-kit.zip``,
+    leak-checked as a whole (a :class:`~.leakguard.LeakError` lists what leaks; nothing is
+    written then). Grading needs only the release, not the kit."""
     course = Path(course)
     if not (course / "nbgrader_config.py").exists():
         make_course(course)
@@ -127,6 +136,8 @@ def release(course: Path = COURSE) -> Path:
     for name in EXERCISE_FILES:
         (target / name).write_text(strip_solutions((SOLUTIONS / name).read_text(), name))
     assert_clean(target, "the student release")
+    if with_kit:
+        kit.build_kit(target, course / "kit", library=library)
     return target
 
 
@@ -261,7 +272,7 @@ def autograde(submissions: Path, course: Path = COURSE, timeout: int | None = No
     course = Path(course)
     timeout = int(timeout or os.environ.get("GLYPH_EBM_CELL_TIMEOUT", 30))
     progress(f"releasing {ASSIGNMENT} in {course} ...")
-    released = release(course)
+    released = release(course, with_kit=False)
     notes = {}
     for sid, folder in zip(ids, student_dirs):
         for sub in ("submitted", "autograded", "feedback"):
