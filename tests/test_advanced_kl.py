@@ -1,5 +1,7 @@
-"""Improved CD's KL term: the gradient reaches the parameters only through the sampler, and the
-nearest-neighbour entropy estimate against distributions of known entropy."""
+"""Improved CD's KL term: the sampler's KL path (the exercise's SGLD step with the graph of its
+move attached) against a straightforward differentiable step, the gradient reaching the parameters
+only through the sampler, and the nearest-neighbour entropy estimate against distributions of
+known entropy."""
 import copy
 import math
 
@@ -9,8 +11,8 @@ import torch.nn as nn
 
 from conftest import SOLUTIONS  # noqa: F401  (puts the reference on sys.path)
 from ex3_model import CNNModel
-from glyph_course.advanced.kl import (differentiable_steps, frozen_energy, kozachenko_leonenko, nn_distance,
-                                   nn_entropy, sampler_energy_loss)
+from glyph_course.advanced.kl import frozen_energy, kozachenko_leonenko, nn_distance, nn_entropy, sampler_energy_loss
+from glyph_course.advanced.sampler import sampler_for
 from glyph_ebm.errors import GlyphEBMError
 
 
@@ -39,7 +41,7 @@ def test_kl_gradient_equals_the_hand_derivation_through_one_step():
     dL/dc = mean a0 (x1 - c0) * s*a,  dL/da = mean a0 (x1 - c0) . (-s (x0 - c))."""
     model, s = Quadratic(1.5, [0.1, -0.2, 0.05]), 0.2
     x0 = _points()
-    x1 = differentiable_steps(model, x0, steps=1, step_size=s, noise=0.0, grad_clip=None)
+    x1 = sampler_for(model).kl_path(x0, 1, step_size=s, noise=0.0)
     loss = sampler_energy_loss(model, x1)
     grad_a, grad_c = torch.autograd.grad(loss, [model.a, model.c])
 
@@ -55,7 +57,7 @@ def test_the_check_would_catch_a_missing_stop_gradient():
     """Evaluating the energy with live parameters adds the direct term dE_theta(x1)/dtheta: the
     gradient then differs from the sampler-path-only gradient of the test above."""
     model, s = Quadratic(1.5, [0.1, -0.2, 0.05]), 0.2
-    x1 = differentiable_steps(model, _points(), 1, s, 0.0, grad_clip=None)
+    x1 = sampler_for(model).kl_path(_points(), 1, s, 0.0)
     right = torch.autograd.grad(sampler_energy_loss(model, x1), [model.a, model.c], retain_graph=True)
     wrong = torch.autograd.grad((-model(x1)).mean(), [model.a, model.c])
     assert not torch.allclose(right[0], wrong[0]) and not torch.allclose(right[1], wrong[1])
@@ -64,7 +66,7 @@ def test_the_check_would_catch_a_missing_stop_gradient():
 def test_no_differentiated_step_means_no_gradient_to_the_parameters():
     model = Quadratic(1.5, [0.1, -0.2, 0.05])
     x0 = _points()
-    x_plain = differentiable_steps(model, x0, steps=0, step_size=0.2, noise=0.0)
+    x_plain = sampler_for(model).kl_path(x0, 0, step_size=0.2, noise=0.0)
     loss = sampler_energy_loss(model, x_plain)
     assert not loss.requires_grad                       # gradient w.r.t. theta is exactly zero
     x_req = x0.clone().requires_grad_(True)             # ... while the input still gets one
@@ -76,17 +78,20 @@ def test_no_differentiated_step_means_no_gradient_to_the_parameters():
 def test_kl_gradient_of_the_cnn_matches_a_frozen_copy_and_is_nonzero():
     torch.manual_seed(0)
     model = CNNModel(num_classes=3, hidden=4)
+    modes = []
+    hook = model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     x0 = torch.rand(4, 1, 16, 16) * 2 - 1
     y = torch.tensor([0, 1, 2, 0])
 
     def run(evaluate):
-        g = torch.Generator().manual_seed(5)
-        x1 = differentiable_steps(model, x0, 2, step_size=1.0, noise=0.01, y=y, grad_clip=None, generator=g)
+        x1 = sampler_for(model, seed=5).kl_path(x0, 2, step_size=1.0, noise=0.01, y=y)
         grads = torch.autograd.grad(evaluate(x1), list(model.parameters()), allow_unused=True)
         # the last layer's bias does not change grad_x f: no path through the sampler, gradient 0
         return [torch.zeros_like(p) if g is None else g for p, g in zip(model.parameters(), grads)]
 
     ours = run(lambda x1: sampler_energy_loss(model, x1, y))
+    assert modes and not any(modes)                          # eval mode during the steps
+    hook.remove()
     frozen = copy.deepcopy(model).requires_grad_(False)
     by_copy = run(lambda x1: (-frozen(x1, y)).mean())
     for a, b in zip(ours, by_copy):
@@ -94,6 +99,54 @@ def test_kl_gradient_of_the_cnn_matches_a_frozen_copy_and_is_nonzero():
     assert sum(float(g.abs().sum()) for g in ours) > 0
     assert all(p.grad is None for p in model.parameters())   # autograd.grad only, nothing accumulated
     assert model.training                                    # mode restored
+
+
+def _straightforward_steps(model, x, steps, step_size, noise, y, temperature, clip, generator):
+    """The reference for the KL path: SGLD steps written with ``create_graph=True``, in the
+    exercise's order (noise, clamp, tempered gradient, clip, move, clamp)."""
+    counts = {"clamped_noise": 0, "clipped": 0, "free": 0, "clamped_move": 0}
+    for _ in range(steps):
+        if noise > 0:
+            x = x + noise * torch.randn(x.shape, generator=generator)
+            counts["clamped_noise"] += int((x.abs() > 1).sum())
+        x = x.clamp(-1.0, 1.0)
+        if not x.requires_grad:
+            x = x.requires_grad_(True)
+        (g,) = torch.autograd.grad(model(x, y).sum() / temperature, x, create_graph=True)
+        counts["clipped"] += int((g.abs() > clip).sum())
+        counts["free"] += int((g.abs() < clip).sum())
+        g = g.clamp(-clip, clip)
+        x = x + step_size * g
+        counts["clamped_move"] += int((x.abs() > 1).sum())
+        x = x.clamp(-1.0, 1.0)
+    return x, counts
+
+
+@pytest.mark.parametrize("noise", [0.3, 0.0])
+def test_the_kl_path_is_the_exercise_step_with_the_gradient_of_a_straightforward_one(noise):
+    """Values: the exercise's chain to the bit. Gradient: that of SGLD steps written with
+    create_graph=True, through clamped pixels, clipped gradients and three chained steps."""
+    torch.manual_seed(0)
+    model = CNNModel(num_classes=3, hidden=4).double()                # float64: compare without rounding noise
+    x0 = (torch.rand(4, 1, 16, 16, dtype=torch.float64) * 2.4 - 1.2).clamp(-1, 1)   # some pixels at the borders
+    y = torch.tensor([0, 1, 2, 0])
+    settings = dict(step_size=5000.0, noise=noise, y=y)
+    clip, t = 4e-5, 0.7                                                # clips about half of the gradients
+    x_kl = sampler_for(model, seed=5, grad_clip=clip, temperature=t).kl_path(x0, 3, **settings)
+    plain = sampler_for(model, seed=5, grad_clip=clip, temperature=t).langevin(x0, 3, **settings)
+    assert torch.equal(x_kl.detach(), plain)                           # the exercise's values
+    ref, counts = _straightforward_steps(model, x0, 3, settings["step_size"], noise, y, t, clip,
+                                         torch.Generator().manual_seed(5))
+    torch.testing.assert_close(x_kl.detach(), ref.detach(), rtol=0, atol=1e-12)
+    assert min(counts["clipped"], counts["free"], counts["clamped_move"]) > 100, counts   # every case occurs
+    assert noise == 0 or counts["clamped_noise"] > 100, counts
+    params = list(model.parameters())[:-1]            # the last bias does not change grad_x f
+    weights = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ours = torch.autograd.grad((x_kl * weights).sum(), params)
+    theirs = torch.autograd.grad((ref * weights).sum(), params)
+    for a, b in zip(ours, theirs):
+        assert a.abs().sum() > 0
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_entropy_estimate_of_gaussians_matches_the_closed_form():

@@ -1,5 +1,6 @@
 """Building blocks of the advanced chapter: augmentations, multi-scale energy, EMA, spectral
-normalisation, replay buffers and losses."""
+normalisation and the chapter's loss terms (the replay buffers are the sampler's:
+test_advanced_sampler.py)."""
 import pytest
 import torch
 import torch.nn as nn
@@ -8,12 +9,11 @@ import torch.nn.functional as F
 from conftest import SOLUTIONS  # noqa: F401
 from ex3_model import CNNModel
 from glyph_course.advanced.augment import GlyphAugment
-from glyph_course.advanced.buffer import ReplayBuffer
 from glyph_course.advanced.ema import EMA
-from glyph_course.advanced.losses import contrastive_loss, kl_loss, px_loss, softmax_ml_loss, softmax_weights
+from glyph_course.advanced.losses import kl_loss, softmax_correction, softmax_weights
 from glyph_course.advanced.multiscale import MultiScaleEnergy
 from glyph_course.advanced.spectral import apply_spectral_norm, spectral_norms
-from glyph_ebm.errors import ConfigError, GlyphEBMError
+from glyph_ebm.errors import GlyphEBMError
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -157,100 +157,26 @@ def test_spectral_norm_bounds_every_layer():
     assert spectral_norms(model).keys() == before.keys()
 
 
-# -- replay buffers -----------------------------------------------------------------------
-def _items(ids):
-    return torch.as_tensor(ids, dtype=torch.float32).view(-1, 1)
-
-
-def test_buffers_are_bounded_and_count_what_they_saw():
-    for scheme in ("persistent", "reservoir"):
-        buf = ReplayBuffer((1,), capacity=10, scheme=scheme, seed=0)
-        for start in range(0, 100, 7):
-            ids = list(range(start, min(start + 7, 100)))
-            buf.push(_items(ids), torch.full((len(ids),), -1))
-            assert len(buf) <= 10
-        assert len(buf) == 10 and buf.n_seen == 100
-
-
-def test_reservoir_keeps_a_uniform_sample_of_everything_it_saw():
-    trials, counts = 1500, torch.zeros(50)
-    for t in range(trials):
-        buf = ReplayBuffer((1,), capacity=10, scheme="reservoir", seed=t)
-        for start in range(0, 50, 5):
-            buf.push(_items(range(start, start + 5)), torch.zeros(5, dtype=torch.long))   # slots ignored
-        counts[buf.buffer.long().flatten()] += 1
-    share = counts / trials                                       # each item kept w.p. 10/50
-    assert (share - 0.2).abs().max() < 0.05, share
-    assert abs(float(share[:10].mean()) - 0.2) < 0.02 and abs(float(share[-10:].mean()) - 0.2) < 0.02
-
-
-def test_draws_restart_at_the_configured_rate_and_pick_slots_uniformly():
-    buf = ReplayBuffer((1,), capacity=50, scheme="reservoir", reinit_frac=0.3, seed=0)
-    buf.push(_items(range(10, 60)), torch.full((50,), -1))
-    x0, slots = buf.draw(20000)
-    fresh = slots < 0
-    assert abs(float(fresh.float().mean()) - 0.3) < 0.015
-    assert x0[fresh].abs().max() <= 1 and torch.equal(x0[~fresh].flatten(), buf.buffer[slots[~fresh]].flatten())
-    hist = torch.bincount(slots[~fresh], minlength=50).float()
-    assert hist.min() > 0.75 * hist.mean() and hist.max() < 1.25 * hist.mean()
-    empty = ReplayBuffer((1,), capacity=50, seed=0)
-    assert bool((empty.draw(100)[1] < 0).all())                  # nothing stored yet: all fresh
-
-
-def test_persistent_writes_back_reservoir_adds():
-    for scheme, expected_len in (("persistent", 4), ("reservoir", 8)):
-        buf = ReplayBuffer((1,), capacity=100, scheme=scheme, reinit_frac=0.0, seed=0)
-        buf.push(_items([1, 2, 3, 4]), torch.full((4,), -1))
-        buf.capacity = 4                                          # "full": every chain comes from the buffer
-        x0, slots = buf.draw(4)
-        assert bool((slots >= 0).all())
-        buf.capacity = 100
-        buf.push(x0 + 100, slots)
-        assert len(buf) == expected_len
-        if scheme == "persistent":
-            assert torch.equal(buf.buffer[slots].flatten(), (x0 + 100).flatten())
-        else:
-            assert torch.equal(buf.buffer[:4].flatten(), _items([1, 2, 3, 4]).flatten())
-
-
-def test_conditional_draws_and_state_round_trip():
-    buf = ReplayBuffer((1,), capacity=6, reinit_frac=0.0, seed=0)
-    buf.push(_items([0, 1, 2, 10, 11, 12]), torch.full((6,), -1), y=torch.tensor([0, 0, 0, 1, 1, 1]))
-    x0, slots = buf.draw(40, y=torch.tensor([1] * 40))
-    assert bool((x0 >= 10).all())
-    state = buf.state_dict()
-    again = ReplayBuffer((1,), capacity=6, seed=5)
-    again.load_state_dict(state)
-    assert torch.equal(again.draw(8)[0], buf.draw(8)[0]) and again.n_seen == buf.n_seen
-    with pytest.raises(ConfigError, match="scheme"):
-        ReplayBuffer((1,), capacity=6, scheme="reservoir").load_state_dict(state)
-    with pytest.raises(ConfigError, match="unknown buffer scheme"):
-        ReplayBuffer((1,), capacity=6, scheme="fifo")
-
-
 # -- losses -------------------------------------------------------------------------------
-def test_softmax_ml_loss_has_the_gradient_of_the_log_sum_exp_form():
+def test_contrastive_plus_correction_has_the_gradient_of_the_log_sum_exp_form():
     theta = torch.tensor([0.3, -1.2, 0.8, 2.0], requires_grad=True)
     e_real = torch.tensor([0.1, -0.4])
     scale = torch.tensor([1.0, 2.0, -1.0, 0.5])
     e_fake = theta * scale                                          # energies depending on "parameters"
-    (ours,) = torch.autograd.grad(softmax_ml_loss(e_real, e_fake), theta)
+    contrastive = e_real.mean() - e_fake.mean()                     # the exercise's loss
+    (ours,) = torch.autograd.grad(contrastive + softmax_correction(e_fake), theta)
     (direct,) = torch.autograd.grad(e_real.mean() + torch.logsumexp(-theta * scale, 0), theta)
     torch.testing.assert_close(ours, direct)
     w = softmax_weights(e_fake)
     assert float(w.sum()) == pytest.approx(1.0) and int(w.argmax()) == int(e_fake.argmin())   # low energy, high weight
-    same = torch.full((4,), 0.7)
-    torch.testing.assert_close(softmax_ml_loss(e_real, same), contrastive_loss(e_real, same))
+    torch.testing.assert_close(softmax_correction(e_fake), ((0.25 - w) * e_fake).sum())
+    assert float(softmax_correction(torch.full((4,), 0.7))) == 0.0   # equal energies: the contrastive loss
+    with pytest.raises(GlyphEBMError, match="vector"):
+        softmax_correction(torch.zeros(2, 2))
 
 
-def test_px_and_kl_loss_assembly():
-    e_real, e_fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])
-    loss, parts = px_loss(e_real, e_fake, alpha=0.1)
-    assert float(parts["ml"]) == pytest.approx(2.5) and float(parts["reg"]) == pytest.approx(0.1 * (5 + 0.5))
-    assert float(loss) == pytest.approx(2.5 + 0.55)
+def test_kl_loss_assembly():
     assert float(kl_loss(torch.tensor(2.0), torch.tensor(3.0), 0.5, 0.1)) == pytest.approx(1.0 - 0.3)
+    assert float(kl_loss(torch.tensor(2.0), None, 0.5, 0.1)) == pytest.approx(1.0)
+    assert float(kl_loss(None, torch.tensor(3.0), 0.5, 0.1)) == pytest.approx(-0.3)
     assert float(kl_loss(None, None, 1.0, 1.0)) == 0.0
-    with pytest.raises(ConfigError, match="unknown maximum-likelihood loss"):
-        px_loss(e_real, e_fake, 0.1, kind="hinge")
-    with pytest.raises(GlyphEBMError, match="vectors"):
-        contrastive_loss(torch.zeros(2, 2), e_fake)

@@ -117,21 +117,39 @@ def test_energies_add_and_the_ink_energy_reaches_its_target():
         ink_weight_energy(1.5)
 
 
-def test_composition_report_has_one_row_per_pair_and_ink_target():
+def test_composition_report_against_the_closed_form():
+    """Quadratic class energies around -0.5 and +0.5: their sum has its minimum at 0, where the
+    judge (the same toy) cannot tell the classes apart (p = 1/2 each). Class 1 plus the ink energy
+    with target t and strength s settles at the pixel value v = (1/2 + s/2 - s t) / (1 + s/2)."""
     toy = _two_class_toy()
-    rep = composition_report(toy, toy, [(0, 1)], ink_targets=(0.2,), label_for_ink=1, n=4, steps=5,
-                             img_shape=(1, 8, 8))
+    sgld = dict(step_size=0.3, noise=0.0, grad_clip=None)
+    rep = composition_report(toy, toy, [(0, 1)], ink_targets=(0.2,), label_for_ink=1, n=4, steps=80,
+                             img_shape=(1, 8, 8), **sgld)
     assert len(rep["pairs"]) == 1 and len(rep["ink"]) == 2
     row = rep["pairs"][0]
-    assert row["p_a|a"] > 0.9 and row["p_b|b"] > 0.9 and 0 <= row["p_a|a+b"] <= 1
+    assert row["p_a|a"] > 0.999 and row["p_b|b"] > 0.999 and row["p_b|a"] < 1e-3
+    assert row["p_a|a+b"] == pytest.approx(0.5, abs=1e-3) and row["p_b|a+b"] == pytest.approx(0.5, abs=1e-3)
+    alone, with_ink = rep["ink"]
+    v = (0.5 + 0.5 - 0.2) / 1.5
+    assert alone["coverage"] == pytest.approx(0.25, abs=1e-4)            # (1 - 0.5) / 2
+    assert with_ink["coverage"] == pytest.approx((1 - v) / 2, abs=1e-4)
+    assert with_ink["judge_says_class"] == 1.0
 
 
 def test_compare_chain_inits_runs_all_three_starts():
+    """f = -|x|^2 / 2, no noise: each step multiplies x by 0.9, so after 10 steps a chain has moved
+    (1 - 0.9^10) |x0| and its energy |x|^2 / 2 has shrunk by 0.81^10."""
     toy = QuadraticEnergy(torch.zeros(1, 1, 8, 8), precision=1.0)
     data = torch.full((20, 1, 8, 8), 0.1)
     buffer = torch.full((10, 1, 8, 8), 0.5)
     out = compare_chain_inits(toy, data, steps=10, step_size=0.1, noise=0.0, buffer=buffer, n=6)
     assert list(out) == ["persistent", "data", "noise"]
-    for row in out.values():
-        assert row["energy_end"] <= row["energy_start"] + 1e-9 and row["moved"] >= 0
-    assert out["data"]["moved"] < out["noise"]["moved"]           # data starts are near the mode already
+    shrink = 1 - 0.9 ** 10
+    for mode, level in (("persistent", 0.5), ("data", 0.1)):                # |x0| = 8 * level (64 pixels)
+        assert out[mode]["moved"] == pytest.approx(shrink * 8 * level, rel=1e-5), mode
+        assert out[mode]["energy_start"] == pytest.approx(32 * level ** 2, rel=1e-5), mode
+        assert out[mode]["energy_end"] == pytest.approx(32 * level ** 2 * 0.81 ** 10, rel=1e-5), mode
+    noise = out["noise"]                                                   # U(-1, 1) starts: E = 64/6 on average
+    assert noise["energy_end"] == pytest.approx(noise["energy_start"] * 0.81 ** 10, rel=1e-5)
+    assert 8 < noise["energy_start"] < 13 and noise["moved"] > out["data"]["moved"]
+    assert list(compare_chain_inits(toy, data, steps=1, step_size=0.1, noise=0.0, n=2)) == ["data", "noise"]

@@ -1,5 +1,6 @@
-"""AdvancedConfig validation, AdvancedJEM with each switch, its checkpoints (buffer + EMA), and a
-tiny end-to-end ``ablate`` run."""
+"""AdvancedConfig validation, AdvancedJEM (the exercise's JEM subclassed) with each switch, its
+loss terms and logs, its checkpoints (buffer, augmenter, EMA; a resumed run continues exactly),
+and a tiny end-to-end ``ablate`` run."""
 import csv
 import functools
 import json
@@ -11,7 +12,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from glyph_course.advanced import ablate
 from glyph_course.advanced.config import AdvancedConfig, advanced_config
+from glyph_course.advanced.losses import softmax_correction
 from glyph_course.advanced.training import AdvancedJEM
+from glyph_ebm.config import TrainConfig
 from glyph_ebm.errors import CheckpointError, ConfigError
 
 
@@ -64,8 +67,40 @@ def test_the_exercise_jem_is_the_one_source_of_the_shared_steps():
     for name in ("pyx_step", "training_step", "validation_step", "px_weight_now", "configure_optimizers"):
         assert getattr(AdvancedJEM, name) is getattr(jem, name), name
     model = AdvancedJEM(AdvancedConfig(**TINY), num_classes=3, img_shape=(1, 16, 16))
-    assert model.cnn is model.net
+    assert model.cnn is model.net and model.sampler.model is model.net
+    assert isinstance(model.net, reference().model.CNNModel)
+    assert isinstance(model.sampler, reference().main.MCMCSampler)
     assert [id(p) for p in model.parameters()] == [id(p) for p in model.net.parameters()]
+    assert AdvancedJEM(TrainConfig(**TINY), num_classes=3, img_shape=(1, 16, 16)).cfg == AdvancedConfig(**TINY)
+
+
+@pytest.mark.parametrize("mode", ["jem", "jem_cond"])
+def test_with_every_switch_off_it_trains_the_exercise_jem_bit_for_bit(mode):
+    from glyph_course.reference import reference
+
+    x, y = _data()
+
+    def train(cls, cfg):
+        torch.manual_seed(0)
+        model = cls(cfg, num_classes=3, img_shape=(1, 16, 16))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        losses = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for step in range(4):
+                loss = model.training_step((x[8 * (step % 3):][:8], y[8 * (step % 3):][:8]), step)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.detach())
+        return losses, model
+
+    ours, advanced = train(AdvancedJEM, AdvancedConfig(**TINY, mode=mode))
+    theirs, exercise = train(reference().main.JEM, TrainConfig(**TINY, mode=mode))
+    assert torch.equal(torch.stack(ours), torch.stack(theirs))
+    assert torch.equal(advanced.sampler.buffer, exercise.sampler.buffer)
+    for (name, a), b in zip(advanced.state_dict().items(), exercise.state_dict().values()):
+        assert torch.equal(a, b), name
 
 
 SWITCHES = [
@@ -92,12 +127,41 @@ def test_every_switch_trains(changes):
             loss.backward()
             model.on_train_batch_end(None, None, step)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.net.parameters())
-    assert 0 < len(model.sampler.replay) <= cfg.buffer_size
-    neg = model.sample_negatives(x[:8], y[:8])
-    assert not neg["x_fake"].requires_grad
-    assert (neg["x_kl"] is not None and neg["x_kl"].grad_fn is not None) == cfg.uses_kl
+    assert 0 < len(model.sampler.buffer) <= cfg.buffer_size
+    last = model.sampler.last
+    assert not last.x.requires_grad and last.x.shape == (cfg.sample_size, 1, 16, 16)
+    assert (last.x_kl is not None and last.x_kl.grad_fn is not None) == cfg.uses_kl
+    assert (last.y is not None) == (cfg.mode == "jem_cond")
     samples = model.generate(5, steps=2)
     assert samples.shape == (5, 1, 16, 16) and samples.min() >= -1 and samples.max() <= 1
+    assert torch.equal(samples, model.generate(5, steps=2)) and model.sampler.last is last   # seeded, no side effects
+
+
+def test_px_step_adds_the_chapter_terms_to_the_exercise_loss_and_logs_each_key_once():
+    torch.manual_seed(0)
+    cfg = advanced_config("smoke", **{**TINY, "ml_loss": "softmax", "kl_weight": 0.5, "entropy_weight": 0.25})
+    model = AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16))
+    with torch.no_grad():
+        model.net.head[-1].weight.mul_(300.0)                   # energies far apart: a visible correction
+    x, y = _data()
+    calls = []
+    model.log_dict = lambda logs, **kw: calls.append({k: float(v.detach()) for k, v in logs.items()})
+    model.px_step((x[:8], y[:8]))                                  # fills the buffer (past samples)
+    calls.clear()
+    total = model.px_step((x[8:16], y[8:16]))
+    keys = [k for c in calls for k in c]
+    assert len(keys) == len(set(keys)), keys                     # no key logged twice
+    logs = {k: v for c in calls for k, v in c.items()}
+    last = model.sampler.last
+    with torch.no_grad():
+        correction = float(softmax_correction(-model.net(last.x)))
+    assert logs["train/ml_correction"] == pytest.approx(correction, rel=1e-5) and abs(correction) > 1e-3
+    assert abs(logs["train/kl"]) > 1e-3
+    assert logs["train/kl"] == pytest.approx(0.5 * logs["train/kl_opt"] - 0.25 * logs["train/nn_entropy"], rel=1e-5)
+    expected = logs["train/px_loss"] + logs["train/ml_correction"] + logs["train/kl"]
+    assert float(total.detach()) == pytest.approx(expected, rel=1e-5)
+    assert logs["train/px_total"] == pytest.approx(expected, rel=1e-5)
+    assert logs["train/px_loss"] == pytest.approx(logs["train/cdiv"] + logs["train/reg"], rel=1e-5)
 
 
 def test_checkpoint_round_trip_keeps_buffer_and_ema(tmp_path):
@@ -114,12 +178,12 @@ def test_checkpoint_round_trip_keeps_buffer_and_ema(tmp_path):
         trainer.fit(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=8))
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     raw = torch.load(ckpt, map_location="cpu", weights_only=False)
-    assert {"sampler", "ema", "sgld_step_size", "noise_generator"} <= set(raw)
+    assert {"sampler", "ema", "sgld_step_size"} <= set(raw) and "augment" in raw["sampler"]
 
     loaded = AdvancedJEM.load_from_checkpoint(ckpt, map_location="cpu")
     assert loaded.cfg == cfg
-    assert torch.equal(loaded.sampler.replay.buffer, model.sampler.replay.buffer) and len(loaded.sampler.replay) > 0
-    assert loaded.sampler.replay.n_seen == model.sampler.replay.n_seen == 2 * 3 * cfg.sample_size
+    assert torch.equal(loaded.sampler.buffer, model.sampler.buffer) and len(loaded.sampler.buffer) > 0
+    assert loaded.sampler.n_seen == model.sampler.n_seen == 2 * 3 * cfg.sample_size     # reservoir: all offered
     assert loaded.ema.updates == model.ema.updates == 6
     for (name, a), b in zip(loaded.ema.model.state_dict().items(), model.ema.model.state_dict().values()):
         assert torch.equal(a, b), name
@@ -127,11 +191,54 @@ def test_checkpoint_round_trip_keeps_buffer_and_ema(tmp_path):
     assert any(not torch.equal(ema_w[k], net_w[k]) for k in net_w)           # EMA really is its own copy
     for k, v in model.net.state_dict().items():
         assert torch.equal(net_w[k], v)
-    assert torch.equal(loaded.sampler.replay.draw(4)[0], model.sampler.replay.draw(4)[0])   # same generator
+    assert torch.equal(loaded.sampler.start_chains(4)[0], model.sampler.start_chains(4)[0])   # generator, augmenter
 
     no_ema = {k: v for k, v in raw.items() if k != "ema"}
     with pytest.raises(CheckpointError, match="no EMA weights"):
         AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16)).on_load_checkpoint(no_ema)
+    old_format = {**raw, "state_dict": {"net." + k[len("cnn."):]: v for k, v in raw["state_dict"].items()}}
+    with pytest.raises(CheckpointError, match="older version"):
+        AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16)).on_load_checkpoint(old_format)
+
+
+RESUME = [
+    {"ema_decay": 0.9, "kl_weight": 1.0, "entropy_weight": 0.5, "augment_init": True, "buffer_scheme": "reservoir",
+     "temperature": 0.8},
+    {"mode": "jem_cond", "chain_init": "data", "augment_init": True, "kl_weight": 1.0, "ema_decay": 0.9,
+     "sample_with_ema": True},
+]
+
+
+@pytest.mark.parametrize("changes", RESUME, ids=["persistent", "data"])
+def test_a_resumed_run_continues_exactly(tmp_path, changes):
+    """Two epochs in one go == one epoch, then resumed from its checkpoint for the second."""
+    from glyph_ebm.training import build_trainer
+
+    cfg = advanced_config("smoke", **TINY, epochs=2, max_steps_per_epoch=3, **changes)
+    x, y = _data()
+
+    def fit(config, run_dir, ckpt=None):
+        torch.manual_seed(0)
+        model = AdvancedJEM(config, num_classes=3, img_shape=(1, 16, 16))
+        trainer = build_trainer(config, run_dir, enable_progress_bar=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=8), ckpt_path=ckpt)
+        return model
+
+    straight = fit(cfg, tmp_path / "straight")
+    first = fit(cfg.replace(epochs=1), tmp_path / "halves")
+    resumed = fit(cfg, tmp_path / "halves", ckpt=str(tmp_path / "halves" / "checkpoints" / "last.ckpt"))
+    assert not torch.equal(first.sampler.buffer, straight.sampler.buffer)        # (the second epoch did something)
+    for name, a in straight.state_dict().items():
+        assert torch.equal(a, resumed.state_dict()[name]), name
+    for name, a in straight.ema.model.state_dict().items():
+        assert torch.equal(a, resumed.ema.model.state_dict()[name]), name
+    s, r = straight.sampler.state_dict(), resumed.sampler.state_dict()
+    assert s.keys() == r.keys() and "augment" in s
+    for key in s:
+        a, b = (s[key]["generator"], r[key]["generator"]) if key == "augment" else (s[key], r[key])
+        assert torch.equal(a, b) if torch.is_tensor(a) else a == b, key
 
 
 def test_tiny_ablation_end_to_end(tmp_path, monkeypatch, capsys):

@@ -26,9 +26,21 @@ import torch
 import torch.nn as nn
 
 from glyph_ebm.errors import GlyphEBMError
-from .langevin import EnergyFn, langevin
+from .sampler import EnergyFn, sampler_for
 
 SGLD_DEFAULTS = dict(step_size=10.0, noise=0.005, grad_clip=0.03)   # the quick profile's sampler
+
+
+def _sampler(model: nn.Module | None, seed: int, sgld: dict):
+    """``(sampler, step_size, noise)``: a seeded chapter sampler for ``model`` and the step
+    settings of ``sgld`` (step_size, noise, grad_clip, temperature; defaults :data:`SGLD_DEFAULTS`)."""
+    unknown = sorted(set(sgld) - {"step_size", "noise", "grad_clip", "temperature"})
+    if unknown:
+        raise GlyphEBMError(f"unknown SGLD setting(s) {', '.join(unknown)}; use step_size, noise, grad_clip, "
+                            "temperature")
+    s = {"temperature": 1.0, **SGLD_DEFAULTS, **sgld}
+    return sampler_for(model, seed=seed, grad_clip=s["grad_clip"], temperature=s["temperature"]), \
+        s["step_size"], s["noise"]
 
 
 def class_energy(model: nn.Module, label: int) -> EnergyFn:
@@ -80,10 +92,9 @@ def cross_class_map(model: nn.Module, images: torch.Tensor, target: torch.Tensor
         target = target.expand(len(images))
     if len(target) != len(images):
         raise GlyphEBMError(f"{len(images)} images but {len(target)} target labels")
-    settings = {**SGLD_DEFAULTS, **sgld}
-    g = torch.Generator().manual_seed(seed)
     dev = _device(model)
-    return langevin(model, images.to(dev), steps, y=target.to(dev), generator=g, **settings)
+    sampler, step_size, noise = _sampler(model, seed, sgld)
+    return sampler.langevin(images.to(dev), steps, step_size, noise, y=target.to(dev))
 
 
 @torch.no_grad()
@@ -111,10 +122,9 @@ def cross_class_rate(model: nn.Module, judge: nn.Module, images: torch.Tensor, s
 def sample_composition(energy: EnergyFn, n: int, img_shape=(1, 56, 56), steps: int = 200, seed: int = 0,
                        device: torch.device | str = "cpu", **sgld) -> torch.Tensor:
     """``n`` samples ``(n, *img_shape)`` of ``p(x) ∝ exp(energy(x))`` by SGLD from uniform noise."""
-    settings = {**SGLD_DEFAULTS, **sgld}
-    g = torch.Generator().manual_seed(seed)
-    x0 = (torch.rand((n, *img_shape), generator=g) * 2 - 1).to(device)
-    return langevin(None, x0, steps, energy_fn=energy, generator=g, **settings)
+    sampler, step_size, noise = _sampler(None, seed, sgld)
+    x0 = (torch.rand((n, *img_shape), generator=sampler.generator) * 2 - 1).to(device)
+    return sampler.langevin(x0, steps, step_size, noise, energy_fn=energy)
 
 
 def composition_report(model: nn.Module, judge: nn.Module, pairs: Sequence[tuple[int, int]],

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from glyph_ebm.config import PROFILES, TrainConfig
 from glyph_ebm.errors import ConfigError
-from .buffer import SCHEMES
-from .chains import INITS
 from .losses import ML_LOSSES
+from .sampler import INITS, SCHEMES
 
 
 @dataclass

@@ -9,9 +9,10 @@ two parts that reach ``theta`` only through the sampler:
 
 * ``L_opt`` (:func:`sampler_energy_loss`): the energy of the sampler's output, evaluated with a
   *frozen* copy of the parameters. The last Langevin step(s)
-  ``x_k = x_{k-1} + step_size * grad_x f_theta(x_{k-1}) / T (+ noise)`` are run with
-  ``create_graph=True`` (:func:`differentiable_steps`), so ``d L_opt / d theta`` is
-  ``dE/dx (x_k) * d x_k / d theta``: it teaches the network to be *easy to sample*, not to
+  ``x_k = x_{k-1} + step_size * grad_x f_theta(x_{k-1}) / T (+ noise)`` keep their graph to the
+  parameters (:meth:`ChapterSampler.kl_path <glyph_course.advanced.sampler.ChapterSamplerMixin.kl_path>`:
+  the exercise's own SGLD step, with the graph of its move attached), so ``d L_opt / d theta``
+  is ``dE/dx (x_k) * d x_k / d theta``: it teaches the network to be *easy to sample*, not to
   change the energy of the samples (that is the contrastive term's job);
 * ``L_ent`` (:func:`nn_entropy`): ``-log`` of the distance of each sample to its nearest
   neighbour in a set of past samples (the paper uses 100 from the replay buffer), the
@@ -34,7 +35,6 @@ import torch.nn as nn
 from torch.func import functional_call
 
 from glyph_ebm.errors import GlyphEBMError
-from .langevin import check_sgld_settings, sgld_step
 
 
 def frozen_energy(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -53,31 +53,9 @@ def frozen_energy(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = No
     return -f
 
 
-def differentiable_steps(model: nn.Module, x: torch.Tensor, steps: int, step_size: float, noise: float,
-                         y: torch.Tensor | None = None, temperature: float = 1.0,
-                         grad_clip: float | None = None,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
-    """``steps`` SGLD steps from ``x`` (``(B, C, H, W)``, detached) that keep the graph: the
-    result depends on the parameters through ``grad_x f_theta``. ``steps = 0`` returns ``x``
-    detached (no path to the parameters). The model is in eval mode during the steps."""
-    check_sgld_settings(steps, step_size, noise, temperature, grad_clip)
-    energy = (lambda z: model(z)) if y is None else (lambda z: model(z, y))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            x = x.detach()
-            for _ in range(int(steps)):
-                x = sgld_step(energy, x, step_size, noise, generator, temperature, grad_clip,
-                              create_graph=True)
-    finally:
-        model.train(was_training)
-    return x
-
-
 def sampler_energy_loss(model: nn.Module, x_last: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """``L_opt = mean E_{stop_grad(theta)}(x_last)`` (a scalar). ``x_last`` should come from
-    :func:`differentiable_steps`; its gradient reaches ``theta`` only through the sampler."""
+    the sampler's ``kl_path``; its gradient reaches ``theta`` only through the sampler."""
     return frozen_energy(model, x_last, y).mean()
 
 

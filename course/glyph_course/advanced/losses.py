@@ -1,18 +1,17 @@
-"""Losses for the generative term ``log p(x)`` of an EBM/JEM, all on energies ``E = -f``.
+"""The chapter's own terms of the generative loss, on energies ``E = -f``.
 
-Inputs are energies of shape ``(B,)``: ``e_real = E(x+)`` of training images (with gradient)
-and ``e_fake = E(x-)`` of *detached* sampler outputs (with gradient through the network only).
+The contrastive loss ``mean E(x+) - mean E(x-)`` and the L2 regulariser
+``alpha * (mean E(x+)^2 + mean E(x-)^2)`` are the exercise's (``JEM.px_step``); the chapter adds:
 
-* :func:`contrastive_loss` - the exercise's CD loss ``mean E(x+) - mean E(x-)`` (IGEBM Eq. 3,
-  improved CD's ``L_CD``);
-* :func:`softmax_ml_loss` - IGEBM's "approximate maximum likelihood" (Eq. 7)
-  ``mean E(x+) + log sum_i exp(-E(x_i-))`` in its stable form (Eq. 8)
+* :func:`softmax_correction` - IGEBM's "approximate maximum likelihood" (Eq. 7)
+  ``mean E(x+) + log sum_i exp(-E(x_i-))``, in its stable form (Eq. 8)
   ``mean E(x+) - sum_i stop_grad(w_i) E(x_i-)``, ``w = softmax(-E(x-))``: negatives with low
-  energy (the ones the model likes best) get the largest weight. The printed Eq. 8 has a stray
+  energy (the ones the model likes best) get the largest weight. It is written as a correction
+  of the exercise's contrastive loss, ``sum_i (1/B - stop_grad(w_i)) E(x_i-)``, so that
+  ``contrastive + correction`` is the softmax-weighted loss. The printed Eq. 8 has a stray
   second minus sign and Algorithm 1 writes ``softmax(e_neg)``; both contradict Eq. 7, whose
   gradient ``-sum_i w_i dE(x_i-)`` with ``w = softmax(-E)`` is what is implemented. The ``eps``
   in Eq. 8's denominator is not needed with a max-shifted softmax;
-* :func:`l2_regulariser` - ``mean E(x+)^2 + mean E(x-)^2`` (IGEBM Eq. 10), weight ``alpha``;
 * :func:`kl_loss` - improved CD's ``L_KL = kl_weight * L_opt - entropy_weight * nn_entropy``
   (see :mod:`.kl`).
 """
@@ -20,21 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from glyph_ebm.errors import ConfigError, GlyphEBMError
+from glyph_ebm.errors import GlyphEBMError
 
 ML_LOSSES = ("contrastive", "softmax")
-
-
-def _check(e_real: torch.Tensor, e_fake: torch.Tensor) -> None:
-    if e_real.dim() != 1 or e_fake.dim() != 1 or not len(e_real) or not len(e_fake):
-        raise GlyphEBMError(f"energies must be non-empty vectors (B,); got {tuple(e_real.shape)} and "
-                            f"{tuple(e_fake.shape)}")
-
-
-def contrastive_loss(e_real: torch.Tensor, e_fake: torch.Tensor) -> torch.Tensor:
-    """``mean E(x+) - mean E(x-)`` (a scalar)."""
-    _check(e_real, e_fake)
-    return e_real.mean() - e_fake.mean()
 
 
 def softmax_weights(e_fake: torch.Tensor) -> torch.Tensor:
@@ -42,29 +29,13 @@ def softmax_weights(e_fake: torch.Tensor) -> torch.Tensor:
     return torch.softmax(-e_fake.detach(), dim=0)
 
 
-def softmax_ml_loss(e_real: torch.Tensor, e_fake: torch.Tensor) -> torch.Tensor:
-    """IGEBM's ``mean E(x+) - sum_i stop_grad(w_i) E(x_i-)`` (a scalar); its gradient equals that
-    of ``mean E(x+) + log sum_i exp(-E(x_i-))``. Equal energies give equal weights ``1/B``, i.e.
-    the contrastive loss."""
-    _check(e_real, e_fake)
-    return e_real.mean() - (softmax_weights(e_fake) * e_fake).sum()
-
-
-def l2_regulariser(e_real: torch.Tensor, e_fake: torch.Tensor) -> torch.Tensor:
-    """``mean E(x+)^2 + mean E(x-)^2``: keeps energies near 0 (they are only defined up to a shift)."""
-    _check(e_real, e_fake)
-    return e_real.pow(2).mean() + e_fake.pow(2).mean()
-
-
-def px_loss(e_real: torch.Tensor, e_fake: torch.Tensor, alpha: float,
-            kind: str = "contrastive") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``ML + alpha * L2`` with ``kind`` = ``"contrastive"`` or ``"softmax"``.
-    Returns ``(loss, {"ml": ..., "reg": ...})``."""
-    if kind not in ML_LOSSES:
-        raise ConfigError(f"unknown maximum-likelihood loss {kind!r}; choose one of {', '.join(ML_LOSSES)}")
-    ml = contrastive_loss(e_real, e_fake) if kind == "contrastive" else softmax_ml_loss(e_real, e_fake)
-    reg = alpha * l2_regulariser(e_real, e_fake)
-    return ml + reg, {"ml": ml, "reg": reg}
+def softmax_correction(e_fake: torch.Tensor) -> torch.Tensor:
+    """``sum_i (1/B - stop_grad(w_i)) E(x_i-)`` (a scalar) for energies ``e_fake`` ``(B,)`` of the
+    negatives: added to the contrastive loss it gives IGEBM's softmax-weighted ML loss, whose
+    gradient is that of ``mean E(x+) + log sum_i exp(-E(x_i-))``. Equal energies give 0."""
+    if e_fake.dim() != 1 or not len(e_fake):
+        raise GlyphEBMError(f"energies must be a non-empty vector (B,); got shape {tuple(e_fake.shape)}")
+    return ((1.0 / len(e_fake) - softmax_weights(e_fake)) * e_fake).sum()
 
 
 def kl_loss(sampler_energy: torch.Tensor | None, entropy: torch.Tensor | None, kl_weight: float,

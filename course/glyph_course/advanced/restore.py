@@ -3,8 +3,8 @@
 likelihood model").
 
 * :func:`inpaint` - the hidden pixels start from noise (or the mean of the visible ones) and
-  follow SGLD on ``p(x)``; the visible pixels are clamped, i.e. they stay *exactly* the
-  observed values (``langevin(..., observed=(images, ~hole))``);
+  follow the exercise's SGLD on ``p(x)``; the visible pixels are clamped, i.e. they stay
+  *exactly* the observed values (``ChapterSampler.langevin(..., observed=(images, ~hole))``);
 * :func:`denoise` - SGLD from the corrupted image itself (no pixel is trusted);
 * :func:`corrupt` - salt-and-pepper or Gaussian corruption, seeded;
 * :func:`inpainting_report` - mean squared error on the hidden pixels of the restored images
@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from glyph_ebm.errors import GlyphEBMError
-from .langevin import langevin
+from .sampler import sampler_for
 
 CORRUPTIONS = ("salt_pepper", "gaussian")
 
@@ -82,16 +82,15 @@ def inpaint(model: nn.Module, images: torch.Tensor, hole: torch.Tensor, steps: i
                     {k: _chain_mean(v, chains, images, hole) for k, v in kept.items()})
         return _chain_mean(out, chains, images, hole)
     hole = torch.as_tensor(hole, device=images.device).bool().expand_as(images)
-    g = torch.Generator().manual_seed(seed)
+    sampler = sampler_for(model, seed=seed, grad_clip=grad_clip, temperature=temperature)
     if fill == "noise":
-        start = (torch.rand(images.shape, generator=g) * 2 - 1).to(images.device, images.dtype)
+        start = (torch.rand(images.shape, generator=sampler.generator) * 2 - 1).to(images.device, images.dtype)
     elif fill == "mean":
         start = _visible_mean(images, hole).expand_as(images)
     else:
         raise GlyphEBMError(f"unknown fill {fill!r}; choose 'noise' or 'mean'")
     x0 = torch.where(hole, start, images)
-    return langevin(model, x0, steps, step_size, noise, y=y, temperature=temperature, grad_clip=grad_clip,
-                    observed=(images, ~hole), keep_steps=keep_steps, generator=g)
+    return sampler.langevin(x0, steps, step_size, noise, y=y, keep_steps=keep_steps, observed=(images, ~hole))
 
 
 def _chain_mean(restored: torch.Tensor, chains: int, images: torch.Tensor, hole) -> torch.Tensor:
@@ -122,9 +121,8 @@ def denoise(model: nn.Module, noisy: torch.Tensor, steps: int = 50, step_size: f
             grad_clip: float | None = 0.03, seed: int = 0) -> torch.Tensor:
     """SGLD from the corrupted images (all pixels free); returns ``(B, C, H, W)``."""
     _check_images(noisy)
-    g = torch.Generator().manual_seed(seed)
-    return langevin(model, noisy, steps, step_size, noise, y=y, temperature=temperature,
-                    grad_clip=grad_clip, generator=g)
+    sampler = sampler_for(model, seed=seed, grad_clip=grad_clip, temperature=temperature)
+    return sampler.langevin(noisy, steps, step_size, noise, y=y)
 
 
 def _masked_mse(a: torch.Tensor, b: torch.Tensor, hole: torch.Tensor) -> float:

@@ -1,51 +1,54 @@
 """``AdvancedJEM``: the exercise's JEM with every switch of the advanced chapter.
 
 It *is* the exercise's ``JEM`` (a subclass of ``solutions/ex3_main.py``'s class, loaded by
-:mod:`.reference`): ``pyx_step``, ``training_step`` (the weighted sum and the ``px`` warm-up),
-``validation_step``, the optimiser and the sampler part of the checkpoint are inherited, so
-the two cannot drift apart. It builds its own network and chain sampler and overrides
-``px_step``. With all switches off (``AdvancedConfig()``) it trains what ``JEM`` trains: the
-reference ``CNNModel``, SGLD negatives from a persistent replay buffer, the contrastive loss
-with the L2 energy regulariser, and cross-entropy for ``q(y|x)``. The switches
-(:class:`~glyph_course.advanced.config.AdvancedConfig`):
+:mod:`glyph_course.reference` when the class is first used): ``__init__``, ``px_step`` (the
+contrastive loss and the L2 regulariser), ``pyx_step``, ``training_step`` (the weighted sum and
+the ``px`` warm-up), ``validation_step``, the optimiser and the sampler part of the checkpoint
+are the exercise's, so the two cannot drift apart. The chapter swaps two parts and adds terms:
 
-* architecture: ``multiscale`` (:mod:`.multiscale`), ``spectral_norm`` (:mod:`.spectral`);
-* chains: ``chain_init`` (persistent / data / noise), ``buffer_scheme`` (persistent /
-  reservoir), ``augment_init``, ``temperature``, ``sgld_grad_clip``, ``sample_with_ema``;
-* losses: ``ml_loss`` (contrastive / IGEBM softmax-weighted), ``kl_weight`` and
-  ``entropy_weight`` (improved CD's KL term: the last ``kl_steps`` Langevin steps are
-  differentiated, :mod:`.kl`);
-* ``ema_decay``: an EMA copy of the weights, updated after every optimiser step and used by
-  :meth:`AdvancedJEM.eval_model` (generation, evaluation).
+* the network ``self.cnn`` (alias ``self.net``): the exercise's ``CNNModel``, or the chapter's
+  architecture when ``multiscale`` (:mod:`.multiscale`) or ``spectral_norm`` (:mod:`.spectral`)
+  is on;
+* the sampler ``self.sampler``: a :class:`~.sampler.ChapterSampler`, the exercise's
+  ``MCMCSampler`` with the chapter's chain starts (``chain_init``, ``augment_init``), buffer
+  scheme (``buffer_scheme``), ``temperature``, the EMA model for the chains
+  (``sample_with_ema``) and the differentiated last ``kl_steps`` steps (when the KL or entropy
+  term is on);
+* ``px_step`` = the exercise's ``px_step`` on those chains, plus the chapter's terms:
+  IGEBM's softmax-weighted ML loss (``ml_loss="softmax"``) as a correction of the contrastive
+  loss, and improved CD's KL term ``kl_weight * L_opt - entropy_weight * nn_entropy``.
 
-One training step (``px`` part)::
+With all switches off (``AdvancedConfig()``) it trains exactly what ``JEM`` trains. One
+training step (``px`` part)::
 
     x0      <- chain starts (buffer / data / noise, optionally augmented)
-    x       <- SGLD, sgld_steps - kl_steps steps, no graph          (the EMA model if sample_with_ema)
-    x_kl    <- SGLD, the last kl_steps steps *with* graph to theta   (only with the KL/entropy term)
-    loss_px = ML(E(x_real), E(x_fake)) + alpha * L2 + kl_weight * E_{sg(theta)}(x_kl)
-              - entropy_weight * nn_entropy(x_kl, past samples)
+    x       <- the exercise's SGLD, sgld_steps - kl_steps steps    (the EMA model if sample_with_ema)
+    x_kl    <- the exercise's SGLD, the last kl_steps steps, with the graph to theta (KL/entropy on)
+    loss_px = [E(x_real) - E(x_fake) + alpha * L2]                    (the exercise's px_step)
+              + sum_i (1/B - sg(w_i)) E(x_i)  with w = softmax(-E(x_fake))   (ml_loss="softmax")
+              + kl_weight * E_{sg(theta)}(x_kl) - entropy_weight * nn_entropy(x_kl, past samples)
 
-Checkpoints carry the replay buffer (and the augmenter's and the Langevin noise's generator
-states), the EMA weights and the current SGLD step size, so a resumed run continues exactly.
+The exercise logs its part as ``train/px_loss``; the chapter's total is ``train/px_total``.
+Checkpoints carry the replay buffer and the sampler's generator (the exercise's part), the
+augmenter's state, the EMA weights and the current SGLD step size, so a resumed run continues
+exactly. The class is built on first use, so importing this module runs no exercise code;
+``from glyph_course.advanced.training import AdvancedJEM`` does (see :func:`advanced_jem_class`).
 """
 from __future__ import annotations
 
-import pytorch_lightning as pl
+from functools import lru_cache
+
 import torch
 import torch.nn as nn
 
 from glyph_ebm.errors import CheckpointError
 from .augment import GlyphAugment
-from .buffer import ReplayBuffer
-from .chains import ChainSampler
 from .config import AdvancedConfig
 from .ema import EMA
-from .kl import differentiable_steps, nn_entropy, sampler_energy_loss
-from .langevin import langevin
-from .losses import kl_loss, px_loss
+from .kl import nn_entropy, sampler_energy_loss
+from .losses import kl_loss, softmax_correction
 from .multiscale import MultiScaleEnergy
-from ..reference import reference
+from .sampler import sampler_class
 from .spectral import apply_spectral_norm
 
 
@@ -53,6 +56,8 @@ def build_energy_net(cfg: AdvancedConfig, num_classes: int, img_shape=(1, 56, 56
     """The energy network of a config: the reference ``CNNModel``, wrapped in a
     :class:`MultiScaleEnergy` (full, half, quarter resolution) when ``cfg.multiscale``, with
     spectral normalisation when ``cfg.spectral_norm``."""
+    from ..reference import reference
+
     cnn = reference().model.CNNModel
 
     def make() -> nn.Module:
@@ -65,138 +70,128 @@ def build_energy_net(cfg: AdvancedConfig, num_classes: int, img_shape=(1, 56, 56
     return net
 
 
-class AdvancedJEM(reference().main.JEM):
-    """Joint energy model ``log q(x, y) = log q(x) + log q(y|x)`` with the chapter's switches.
+class AdvancedJEMMixin:
+    """The chapter's part of :class:`AdvancedJEM` (combined with the exercise's ``JEM`` by
+    :func:`advanced_jem_class`).
 
-    ``forward(x, y=None)`` is the trained network's ``f(x) = -E(x)`` (shape ``(B,)``); see the
-    module docs for the training step. ``mode`` as in the exercise: ``ebm``, ``jem``, ``jem_cond``.
-    The network is ``self.net`` (``self.cnn``, the name the inherited ``JEM`` methods use, is
-    the same module).
+    Joint energy model ``log q(x, y) = log q(x) + log q(y|x)`` with the chapter's switches;
+    ``forward(x, y=None)`` is the trained network's ``f(x) = -E(x)`` (shape ``(B,)``); ``mode``
+    as in the exercise: ``ebm``, ``jem``, ``jem_cond``. See the module docs for the training step.
     """
 
     def __init__(self, config: AdvancedConfig | dict | None = None, num_classes: int = 42,
                  img_shape=(1, 56, 56), steps_per_epoch: int = 1):
-        # not JEM.__init__: that builds the exercise's CNNModel and MCMCSampler, and this class
-        # builds its own network (multi-scale, spectral norm) and chain sampler instead
-        pl.LightningModule.__init__(self)
         if config is None:
             config = AdvancedConfig()
         elif isinstance(config, dict):
             config = AdvancedConfig.from_dict(config)
-        self.save_hyperparameters({"config": config.to_dict(), "num_classes": int(num_classes),
-                                   "img_shape": list(img_shape), "steps_per_epoch": int(steps_per_epoch)})
-        self.cfg = config
-        self.num_classes = int(num_classes)
-        self.img_shape = tuple(img_shape)
-        self.steps_per_epoch = max(1, int(steps_per_epoch))
-        self.net = build_energy_net(config, self.num_classes, self.img_shape)
-        self.ema = EMA(self.net, config.ema_decay) if config.ema_decay > 0 else None
-        replay = ReplayBuffer(self.img_shape, config.buffer_size, config.buffer_scheme, config.reinit_frac,
-                              init_std=config.init_std, seed=config.seed)
-        augment = GlyphAugment(seed=config.seed) if config.augment_init else None
-        self.sampler = ChainSampler(replay, config.chain_init, augment, config.channels_last)
-        self.noise_generator = torch.Generator().manual_seed(config.seed + 1)   # the Langevin noise
-        self.step_size = config.step_size   # lowered by the divergence guard when needed
+        elif not isinstance(config, AdvancedConfig):
+            config = AdvancedConfig.from_dict(config.to_dict())
+        super().__init__(config, num_classes, img_shape, steps_per_epoch)
+        if config.multiscale or config.spectral_norm:
+            self.cnn = build_energy_net(config, self.num_classes, self.img_shape)
+        self.ema = EMA(self.cnn, config.ema_decay) if config.ema_decay > 0 else None
+        self.sampler = sampler_class().from_sampler(
+            self.sampler, self.cnn, temperature=config.temperature, scheme=config.buffer_scheme,
+            chain_init=config.chain_init, augment=GlyphAugment(seed=config.seed) if config.augment_init else None,
+            kl_steps=config.kl_steps if config.uses_kl else 0,
+            entropy_samples=config.entropy_samples if config.entropy_weight > 0 else 0,
+            chain_model=self.ema.model if config.sample_with_ema else None)
 
     # -- the networks ----------------------------------------------------------------------
     @property
-    def cnn(self) -> nn.Module:
-        """The trained network under the name the inherited ``JEM`` methods use."""
-        return self.net
+    def net(self) -> nn.Module:
+        """The trained network (``self.cnn``, the name the exercise's methods use)."""
+        return self.cnn
 
     def eval_model(self) -> nn.Module:
         """The network to generate with and evaluate: the EMA copy when EMA is on."""
-        return self.ema.model if self.ema is not None else self.net
+        return self.ema.model if self.ema is not None else self.cnn
 
     def on_fit_start(self) -> None:
         if self.ema is not None:
             self.ema.to(self.device)
 
     # -- sampling --------------------------------------------------------------------------
-    def _sgld(self, **overrides) -> dict:
-        cfg = self.cfg
-        return {"step_size": self.step_size, "noise": cfg.noise, "temperature": cfg.temperature,
-                "grad_clip": cfg.sgld_grad_clip, "generator": self.noise_generator, **overrides}
-
-    def sample_negatives(self, x_real: torch.Tensor, y_real: torch.Tensor) -> dict:
-        """Run the training chains. Returns ``{"x_fake": detached (n, C, H, W), "y_fake": labels
-        or None, "x_kl": the same images with the graph of the last kl_steps steps (or None),
-        "past": past samples for the entropy term (or None)}``."""
-        cfg, n = self.cfg, self.cfg.sample_size
-        y_fake = data = None
-        pick = torch.randint(len(x_real), (n,), device=x_real.device)
-        if self.conditional:
-            y_fake = y_real[pick]
-        if cfg.chain_init == "data":
-            data = x_real[pick]
-        x0, slots = self.sampler.start(n, y_fake, data)
-        past = None
-        if cfg.entropy_weight > 0 and len(self.sampler.replay):
-            past = self.sampler.replay.sample(cfg.entropy_samples).to(self.device)
-        k_diff = cfg.kl_steps if cfg.uses_kl else 0
-        chain_model = self.ema.model if cfg.sample_with_ema else self.net
-        x = langevin(chain_model, x0.to(self.device), cfg.sgld_steps - k_diff, y=y_fake, **self._sgld())
-        x_kl = None
-        if k_diff:
-            x_kl = differentiable_steps(self.net, x, k_diff, y=y_fake, **self._sgld())
-            x = x_kl.detach()
-        self.sampler.finish(x, slots, y_fake)
-        return {"x_fake": x, "y_fake": y_fake, "x_kl": x_kl, "past": past}
-
     @torch.no_grad()
     def generate(self, n: int, steps: int | None = None, seed: int = 0, y: torch.Tensor | None = None,
                  keep_steps=()):
-        """Long-run samples from noise with :meth:`eval_model`: ``N(0, init_std^2)`` starts (as the
-        exercise's ``run_generation``), ``steps`` (default ``gen_steps``) SGLD steps at the
-        config's temperature, augmentation jumps every ``augment_every`` steps when set."""
+        """Long-run samples from noise with :meth:`eval_model`, as the exercise's
+        ``run_generation``: a sampler without a buffer (seeded with ``seed``), ``N(0, init_std^2)``
+        starts, ``steps`` (default ``gen_steps``) SGLD steps at the config's temperature, and an
+        augmentation jump every ``augment_every`` steps when that is set."""
         cfg = self.cfg
-        g = torch.Generator().manual_seed(seed)
-        x0 = (cfg.init_std * torch.randn((n, *self.img_shape), generator=g)).clamp(-1, 1).to(self.device)
+        sampler = sampler_class().from_sampler(self.sampler, self.eval_model(), max_len=1, reinit_frac=1.0,
+                                               seed=seed, temperature=cfg.temperature, fresh="gaussian")
+        x0, _ = sampler.sample_initial(n if y is None else len(y), y)
         augment = GlyphAugment(seed=seed) if cfg.augment_every else None
-        return langevin(self.eval_model(), x0, cfg.gen_steps if steps is None else steps, y=y,
-                        augment_every=cfg.augment_every, augment=augment, keep_steps=keep_steps,
-                        **self._sgld(generator=g))
+        return sampler.langevin(x0, cfg.gen_steps if steps is None else steps, self.step_size, cfg.noise, y=y,
+                                keep_steps=keep_steps, augment_every=cfg.augment_every, augment=augment)
 
     # -- losses ----------------------------------------------------------------------------
     def px_step(self, batch) -> torch.Tensor:
-        """Generative loss (see the module docs); logs its parts."""
-        x_real, y_real = batch
+        """The exercise's ``px_step`` on the chapter's chains plus the chapter's terms (see the
+        module docs); logs them and their total ``train/px_total``."""
         cfg = self.cfg
-        neg = self.sample_negatives(x_real, y_real)
-        e_real = -self.net(x_real, y_real if self.conditional else None)
-        e_fake = -self.net(neg["x_fake"], neg["y_fake"])
-        loss, parts = px_loss(e_real, e_fake, cfg.alpha, cfg.ml_loss)
-        logs = {"train/cdiv": parts["ml"], "train/reg": parts["reg"], "train/e_real": e_real.mean(),
-                "train/e_fake": e_fake.mean()}
-        if neg["x_kl"] is not None:
-            l_opt = sampler_energy_loss(self.net, neg["x_kl"], neg["y_fake"]) if cfg.kl_weight > 0 else None
-            entropy = nn_entropy(neg["x_kl"], neg["past"]) if neg["past"] is not None else None
-            loss = loss + kl_loss(l_opt, entropy, cfg.kl_weight, cfg.entropy_weight).to(loss.device)
+        self.sampler.data = batch if cfg.chain_init == "data" else None      # data starts need the batch
+        try:
+            loss = super().px_step(batch)
+        finally:
+            self.sampler.data = None
+        chains = self.sampler.last
+        logs = {}
+        if cfg.ml_loss == "softmax":
+            logs["train/ml_correction"] = softmax_correction(-self.cnn(chains.x, chains.y))
+        if chains.x_kl is not None:
+            l_opt = sampler_energy_loss(self.cnn, chains.x_kl, chains.y) if cfg.kl_weight > 0 else None
+            entropy = nn_entropy(chains.x_kl, chains.past) if chains.past is not None else None
+            logs["train/kl"] = kl_loss(l_opt, entropy, cfg.kl_weight, cfg.entropy_weight).to(loss.device)
             if l_opt is not None:
                 logs["train/kl_opt"] = l_opt
             if entropy is not None:
                 logs["train/nn_entropy"] = entropy
-        logs["train/px_loss"] = loss
-        self.log_dict(logs)
-        return loss
+        total = loss
+        for term in ("train/ml_correction", "train/kl"):
+            if term in logs:
+                total = total + logs[term]
+        self.log_dict({**logs, "train/px_total": total})
+        return total
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.ema is not None:
-            self.ema.update(self.net)
+            self.ema.update(self.cnn)
 
     # -- checkpointing (JEM's part: the sampler and the SGLD step size) ---------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["noise_generator"] = self.noise_generator.get_state()
         if self.ema is not None:
             checkpoint["ema"] = self.ema.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        older = any(k.startswith("net.") for k in checkpoint.get("state_dict", {}))
+        if older or "replay" in checkpoint.get("sampler", {}):
+            raise CheckpointError("this checkpoint was written by an older version of the advanced chapter (with "
+                                  "its own copy of the sampler); it cannot be resumed: train afresh "
+                                  "(glyph-course ablate --overwrite, or another --out)")
         super().on_load_checkpoint(checkpoint)
-        if "noise_generator" in checkpoint:
-            self.noise_generator.set_state(checkpoint["noise_generator"])
         if self.ema is not None:
             if "ema" not in checkpoint:
                 raise CheckpointError("this checkpoint has no EMA weights but the config asks for EMA "
                                       "(ema_decay > 0); resume with the run's own config")
             self.ema.load_state_dict(checkpoint["ema"])
+
+
+@lru_cache(maxsize=None)
+def advanced_jem_class() -> type:
+    """``AdvancedJEM``: :class:`AdvancedJEMMixin` on the reference ``JEM`` (the exercise is
+    loaded on the first call). Found by pickle and Lightning as ``glyph_course.advanced.training.AdvancedJEM``."""
+    from ..reference import reference
+
+    return type("AdvancedJEM", (AdvancedJEMMixin, reference().main.JEM),
+                {"__module__": __name__, "__qualname__": "AdvancedJEM", "__doc__": AdvancedJEMMixin.__doc__})
+
+
+def __getattr__(name: str):
+    if name == "AdvancedJEM":
+        return advanced_jem_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
