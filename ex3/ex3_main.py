@@ -33,19 +33,38 @@ from ex3_ood import score
 class MCMCSampler:
     """Stochastic Gradient Langevin Dynamics with a bounded replay buffer (Exercise 3.3).
 
+    :meth:`sample` (given) = :meth:`sample_initial` -> :meth:`langevin` -> :meth:`update_buffer`;
+    the checks call these methods, so keep their names and signatures.
+
     One SGLD step (all ops elementwise, pixels clamped to [-1, 1] after each move)::
 
         x <- clamp(x + noise * eps),  eps ~ N(0, I)               # perturb
-        x <- clamp(x + step_size * grad_x f(x))                   # move to lower energy
+        x <- clamp(x + step_size * clip(grad_x f(x)))             # move to lower energy
 
     which is the sheet's update ``x - eta/2 * dE/dx + N(0, eta)`` with the step size and the
-    noise scale set independently (as in Du & Mordatch 2019 and Grathwohl et al. 2020).
+    noise scale set independently (as in Du & Mordatch 2019 and Grathwohl et al. 2020): the
+    sheet's ``eta/2`` is ``step_size`` and its ``N(0, eta)`` (a variance) is noise of standard
+    deviation ``noise``. ``clip`` clamps the input gradient elementwise to
+    ``[-grad_clip, grad_clip]`` when ``grad_clip`` is set (the quick profile relies on it).
+    Adding the noise after the move instead of before it is as good.
 
-    Chains start from the replay buffer; a fraction ``reinit_frac`` starts fresh from
-    ``N(0, init_std^2)`` (while the buffer is still filling, its empty slots count as fresh
-    noise, so a chain also starts fresh with probability ``1 - len(buffer) / max_len``). The buffer holds at most ``max_len``
-    images: chains taken from it are written back to their slot, fresh chains enter by
-    reservoir sampling once it is full.
+    The replay buffer (``self.buffer``: a tensor ``(N, C, H, W)``, or a list or deque of images)
+    must meet this contract:
+
+    * it never holds more than ``max_len`` images, and holds ``max_len`` once at least
+      ``max_len`` chains have finished (it may also start out filled with fresh noise);
+    * once it holds ``max_len`` images, each chain starts from fresh noise ``N(0, init_std^2)``
+      with probability ``reinit_frac`` and otherwise from an image of the buffer drawn at
+      random (while it is still filling, chains may start fresh more often);
+    * after :meth:`update_buffer`, the end point of every chain that started from the buffer
+      is in the buffer (written back to its slot, or added as a new image), so that persistent
+      chains advance; fresh chains are added while there is room (afterwards they may replace
+      other images, e.g. by reservoir sampling).
+
+    With labels ``y`` (conditional JEM), taking buffer chains of the same class is recommended.
+    The reference keeps a tensor buffer: chains taken from it are written back to their slot,
+    fresh chains enter by reservoir sampling once it is full, and while it fills its empty slots
+    count as fresh noise (a chain starts fresh with probability ``1 - len(buffer) / max_len``).
 
     Args:
         model: any ``nn.Module`` with ``forward(x, y=None) -> f(x) = -E(x)`` of shape ``(B,)``.
@@ -94,11 +113,11 @@ class MCMCSampler:
 
     # -- Exercise 3.3a ----------------------------------------------------------------------
     def sample_initial(self, n: int, y: torch.Tensor | None = None):
-        """Starting points of ``n`` chains.
+        """Starting points of ``n`` chains (see the buffer contract in the class docstring).
 
         Returns ``(x0, slots)``: ``x0`` of shape ``(n, *img_shape)`` on the model's device, and
-        ``slots`` (``(n,)`` long, CPU) giving the buffer slot each chain came from, or ``-1``
-        for a fresh chain. With labels ``y``, buffer chains are taken from the same class.
+        ``slots``: whatever :meth:`update_buffer` needs to know where each chain came from (the
+        reference: an ``(n,)`` long tensor of buffer slots, ``-1`` for a fresh chain).
         """
         raise NotImplementedError("Exercise 3.3a: fresh chains from N(0, init_std^2) with prob. reinit_frac, the rest from the buffer")
 
@@ -110,12 +129,14 @@ class MCMCSampler:
     # -- Exercise 3.3b/c --------------------------------------------------------------------
     def langevin(self, x: torch.Tensor, steps: int, step_size: float, noise: float,
                  y: torch.Tensor | None = None, keep_steps=()):
-        """Run ``steps`` SGLD steps from ``x`` (not modified in place).
+        """Run ``steps`` SGLD steps (class docstring) from ``x`` (not modified in place), on the
+        class-conditional ``f(x, y)`` when labels ``y`` are given.
 
         Gradients are taken with respect to the input only: no parameter gradient is left
-        behind, and the model's train/eval mode is restored afterwards.
-        Returns the final images, or ``(final, {step: images})`` when ``keep_steps`` is given
-        (step 0 = the start).
+        behind (the parameters keep ``requires_grad``), no autograd graph is carried from one
+        step to the next (memory must not grow with ``steps``), and the model's train/eval mode
+        is restored afterwards. Returns the final images (detached), or
+        ``(final, {step: images})`` when ``keep_steps`` is given (step 0 = the start).
         """
         was_training = self.model.training
         self.model.eval()
@@ -206,8 +227,17 @@ class JEM(pl.LightningModule):
         """Contrastive loss for ``log q(x)`` plus the L2 energy regulariser.
 
         ``loss = mean E(x_real) - mean E(x_fake) + alpha * (mean E(x_real)^2 + mean E(x_fake)^2)``
-        with ``E = -f``; ``x_fake`` comes from the SGLD sampler (class-conditional in
-        ``jem_cond`` mode, with labels drawn from the batch).
+        with ``E = -f``. The samples come from ``self.sampler``, run for ``cfg.sgld_steps`` steps
+        with the current step size ``self.step_size`` (the divergence guard may lower it) and
+        the noise ``cfg.noise``; they are detached, both energies stay differentiable in the
+        parameters.
+
+        Which energy: in ``ebm`` and ``jem`` mode the marginal ``E(x) = -cnn(x)``. In
+        ``jem_cond`` mode the samples are class-conditional (labels drawn from the batch and
+        given to the sampler), and both readings of the conditional objective are accepted:
+        the class-conditional energy ``E(x, y) = -cnn(x, y)`` for the real pairs and for the
+        samples with the labels they were drawn for (the reference), or the marginal
+        ``E(x) = -cnn(x)`` for both (as the JEM authors' code does).
         """
         x_real, y_real = batch
         raise NotImplementedError("Exercise 3.4a: sample x_fake, compare the energies, add the L2 regulariser")
@@ -226,7 +256,10 @@ class JEM(pl.LightningModule):
 
     # -- Exercise 3.4c ----------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
-        """Total loss ``px_weight * px + pyx_weight * pyx`` (only px in ``ebm`` mode)."""
+        """Total loss ``px_weight_now() * px + pyx_weight * pyx`` (only px in ``ebm`` mode).
+
+        ``px_weight_now()`` (given) ramps the generative term up during the warm-up; while it
+        is 0, ``px_step`` may be skipped."""
         raise NotImplementedError("Exercise 3.4c: weighted sum of px_step and pyx_step (no pyx in 'ebm' mode)")
         self.log("train/loss", loss, prog_bar=True)
         return loss
@@ -269,7 +302,9 @@ def run_generation(model: nn.Module, K: int = 256, n: int = 64, step_size: float
                    noise: float = 0.01, img_shape=(1, 56, 56), out_dir: str | Path | None = None,
                    y: torch.Tensor | None = None, seed: int = 0, init_std: float = 0.01,
                    grad_clip: float | None = None) -> dict:
-    """Long-run SGLD from fresh noise (no replay buffer): ``K`` steps for ``n`` chains.
+    """Long-run SGLD from fresh noise (no replay buffer): ``K`` steps for ``n`` chains (``len(y)``
+    chains of the given classes when labels ``y`` are given), every chain starting from
+    ``N(0, init_std^2)``, with the sampler's step (``step_size``, ``noise``, ``grad_clip``).
 
     Saves ``samples.png`` (the finished samples) and ``generation_chain.png`` (a few chains at
     steps 0, 1, 2, 4, ..., K) into ``out_dir`` when given.

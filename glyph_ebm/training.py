@@ -137,6 +137,26 @@ class DivergenceGuard(Callback):
                        f"lr x{self.shrink}")
 
 
+class RealImageNoise(Callback):
+    """Adds Gaussian noise of standard deviation ``std`` to the real images of every training
+    batch, before the module sees them (the UvA tutorial's 0.005: real images then have a little
+    of the spread the samples have, which keeps the energy surface smooth around them)."""
+
+    def __init__(self, std: float, seed: int = 0):
+        self.std = float(std)
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        x = batch[0]
+        x.add_(self.std * torch.randn(x.shape, generator=self.generator).to(x.device)).clamp_(-1.0, 1.0)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.generator.set_state(state_dict["generator"])
+
+
 def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks=(), enable_progress_bar: bool = True) -> pl.Trainer:
     """A ``pl.Trainer`` for one run folder: CSV log in ``run_dir/logs``, atomic
     ``run_dir/checkpoints/last.ckpt`` after every epoch, RNG states and divergence guard."""
@@ -157,7 +177,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks=(), enable_progress
         strategy=cfg.strategy,
         precision=cfg.precision,
         gradient_clip_val=cfg.grad_clip or None,
-        callbacks=[ckpt, RNGState(), DivergenceGuard(cfg.energy_limit), *callbacks],
+        callbacks=[ckpt, RNGState(), DivergenceGuard(cfg.energy_limit),
+                   *([RealImageNoise(cfg.real_noise, cfg.seed)] if cfg.real_noise > 0 else []), *callbacks],
         logger=CSVLogger(str(run_dir), name="logs", version=""),
         plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,

@@ -97,6 +97,16 @@ def test_template_gets_zero_with_a_clean_report(graded):
     assert "Traceback" not in tpl.report()
 
 
+def test_the_cases_cover_every_reading_and_every_known_gap():
+    """At least 30 wrong and 6 correct implementations; the gaps of the old grader are among them."""
+    assert len(cases.MUTANTS) >= 30 and len(cases.ALTERNATIVES) >= 6
+    names = {c.name for c in (*cases.MUTANTS, *cases.ALTERNATIVES)}
+    assert {"grad_clip_ignored", "warmup_ignored", "chains_not_written_back", "graph_kept_across_steps",
+            "pool_fixed_size", "fresh_scale_ignored", "jem_code_buffer", "tutorial_list_buffer",
+            "deque_buffer_and_backward", "backward_sampler", "functional_style", "conditional_px_marginal"} <= names
+    assert {c.task for c in cases.MUTANTS} == set(TASKS)
+
+
 @pytest.mark.parametrize("case", cases.MUTANTS, ids=lambda c: c.name)
 def test_wrong_implementation_loses_points_on_its_task_only(graded, case):
     _, results = graded

@@ -55,9 +55,11 @@ def test_template_imports_and_stops_at_the_first_task():
 
 def test_template_modules_raise_numbered_errors():
     code = ("import torch, ex3_model, ex3_main\n"
-            "m = ex3_model.CNNModel(3, hidden=4)\n"
-            "for call in (lambda: m.get_logits(torch.zeros(1,1,8,8)), lambda: m(torch.zeros(1,1,8,8)),\n"
-            "             lambda: ex3_main.MCMCSampler(m, (1,8,8), 2).sample_initial(2)):\n"
+            "m = ex3_model.CNNModel.__new__(ex3_model.CNNModel)\n"
+            "torch.nn.Module.__init__(m)                      # a network without the layers of 3.2a\n"
+            "for call in (lambda: ex3_model.CNNModel(3, hidden=4), lambda: m.get_logits(torch.zeros(1,1,8,8)),\n"
+            "             lambda: m(torch.zeros(1,1,8,8)),\n"
+            "             lambda: ex3_main.MCMCSampler(torch.nn.Linear(1, 1), (1,8,8), 2).sample_initial(2)):\n"
             "    try:\n        call()\n    except NotImplementedError as e:\n        print(str(e).split(':')[0])\n")
     out = subprocess.run([PYTHON, "-c", code], cwd=TEMPLATE, capture_output=True, text=True, timeout=120)
-    assert out.stdout.split() == ["Exercise", "3.2a", "Exercise", "3.2b", "Exercise", "3.3a"], out.stderr
+    assert out.stdout.split() == ["Exercise", "3.2a", "Exercise", "3.2a", "Exercise", "3.2b", "Exercise", "3.3a"], out.stderr

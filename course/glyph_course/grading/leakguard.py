@@ -156,8 +156,9 @@ def spelled_answer(text: str, code: str) -> str | None:
     Two rules: ``text`` names every distinctive identifier of the answer
     (:func:`answer_identifiers`; only for answers with two or more, one name alone says
     what, not how), or it shares a run of :data:`MIN_CODE_RUN` consecutive code tokens with one
-    line of the answer, two of them names (``get_logits(x)`` is four tokens, ``self.head(x)``
-    six; a shape such as ``(n,)`` has one name)."""
+    line of the answer, two of them names and one a distinctive identifier of the answer
+    (``get_logits(x)`` is four tokens, ``self.head(x)`` six; a shape such as ``(n,)`` has one
+    name, and the notation ``f(x, y)`` none that is distinctive)."""
     identifiers = answer_identifiers(code)
     words = re.findall(r"[a-z0-9_]+", text.lower().replace("-", "_"))
     if len(identifiers) >= 2 and all(_names(i, words) for i in identifiers):
@@ -168,7 +169,7 @@ def spelled_answer(text: str, code: str) -> str | None:
         ct = _CODE_TOKEN.findall(line.split("#")[0])
         for i in range(len(ct) - MIN_CODE_RUN + 1):
             run = tuple(ct[i:i + MIN_CODE_RUN])
-            if run in runs and sum(t.isidentifier() for t in run) >= 2:
+            if run in runs and sum(t.isidentifier() for t in run) >= 2 and identifiers & set(run):
                 return f"it quotes code of the answer: {line.strip()!r}"
     return None
 
