@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test test-fast template check-template release autograde pretrained book chromium bench glyphs clean help
+.PHONY: setup demo test test-fast template check-template release autograde pretrained judge book chromium bench glyphs clean help
 
 help:
 	@echo "make demo | make test | make book | make pretrained | make template | make release | make autograde SUBMISSIONS=DIR | make bench | make glyphs | make clean"
@@ -64,6 +64,10 @@ pretrained: $(STAMP)
 	cd solutions && ../$(PY) ex3_main.py --profile quick --seed 0 --out ../runs/pretrained --overwrite
 	$(PY) -m glyph_course pretrained runs/pretrained pretrained/jem_quick.pt --figures README.md docs/measurements.md
 
+# the judge of generated glyphs that ships with the student library (glyph_ebm/judge.pt)
+judge: $(STAMP)
+	$(PY) -m glyph_course judge
+
 # the course website, offline: notebooks executed (cached in book/_build/.jupyter_cache), the
 # shipped model's figures read from pretrained/jem_quick.pt; everything it writes is in book/_build
 book: $(STAMP) $(MATHJAX)
@@ -77,8 +81,8 @@ release: $(STAMP)
 	$(PY) -m glyph_course release
 
 autograde: $(STAMP)
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make autograde SUBMISSIONS=DIR  (DIR/<student>/ex3/ex3_*.py)"; exit 2; }
-	$(PY) -m glyph_course autograde "$(SUBMISSIONS)"
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make autograde SUBMISSIONS=DIR [JOBS=N] [SCHEDULER=tcp://host:8786]  (DIR/<student>/ex3/ex3_*.py)"; exit 2; }
+	$(PY) -m glyph_course autograde "$(SUBMISSIONS)" $(if $(JOBS),--jobs $(JOBS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 bench: $(STAMP)
 	$(PY) benchmarks/sampler.py
@@ -90,4 +94,4 @@ glyphs: $(STAMP)
 
 clean:
 	rm -rf runs .pytest_cache autograde/release autograde/kit autograde/submitted autograde/autograded autograde/feedback \
-	       autograde/gradebook.db autograde/grades.csv autograde/nbgrader.log
+	       autograde/results autograde/exports autograde/gradebook.db autograde/grades.csv autograde/nbgrader.log

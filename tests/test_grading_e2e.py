@@ -1,7 +1,8 @@
 """Autograding end to end through the real nbgrader command line.
 
 Two batches are graded once per test session (the grader's own batch mode, as ``make
-autograde`` runs it):
+autograde`` runs it, two submissions at a time, each kernel in the grading sandbox where the
+machine allows it):
 
 * ``graded``: the reference, the unmodified template, every wrong implementation of
   ``grading_cases.MUTANTS`` and the correct alternatives;
@@ -39,7 +40,7 @@ def graded(tmp_path_factory, released):
     shutil.copytree(TEMPLATE, subs / "template" / "ex3", ignore=shutil.ignore_patterns("__pycache__"))
     for case in (*cases.MUTANTS, *cases.ALTERNATIVES):
         cases.build(case, subs / case.name / "ex3")
-    results = autograde.autograde(subs, course, progress=lambda *_: None)
+    results = autograde.autograde(subs, course, jobs=2, progress=lambda *_: None)
     return course, {r.student: r for r in results}
 
 
@@ -55,7 +56,7 @@ def misbehaving(tmp_path_factory, released):
     folder = cases.build([], subs / "missing_file")          # files directly, no ex3/ folder
     (folder / "ex3_ood.py").unlink()
     (subs / "empty").mkdir()
-    results = autograde.autograde(subs, course, timeout=10, progress=lambda *_: None)
+    results = autograde.autograde(subs, course, timeout=10, feedback=False, jobs=2, progress=lambda *_: None)
     return {r.student: r for r in results}
 
 

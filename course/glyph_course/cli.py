@@ -66,16 +66,31 @@ def _release(argv) -> int:
 
 
 def _autograde(argv) -> int:
+    import os
+
+    from .grading import batch, sandbox
     from .grading.autograde import COURSE, autograde, summary
 
     p = argparse.ArgumentParser(prog="glyph-course autograde",
-                                description="autograde SUBMISSIONS/<student>/ with nbgrader; writes grades.csv "
-                                            "and feedback/<student>/ex3/ex3.html in the course folder")
+                                description="autograde SUBMISSIONS/<student>/ with nbgrader, several at once, each in its "
+                                            "own folder and contained kernel; writes grades.csv, the gradebook and "
+                                            "feedback/<student>/ex3/ex3.html in the course folder. A rerun grades only "
+                                            "new or changed submissions.")
     p.add_argument("submissions", type=Path, help="folder with one sub-folder per student")
     p.add_argument("--course", type=Path, default=COURSE, help="nbgrader course folder (default: autograde/)")
     p.add_argument("--timeout", type=int, default=None, help="time limit per test cell in seconds (default 30)")
+    p.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
+                   help="submissions graded at once (default: the CPUs available)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a dask.distributed scheduler (tcp://host:8786) whose workers grade the batch instead "
+                        "(optional extra glyph-course[dask])")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run the student kernels without the grading sandbox (for debugging)")
     args = p.parse_args(argv)
-    results = autograde(args.submissions, args.course, timeout=args.timeout)
+    executor = batch.scheduler_executor(args.scheduler) if args.scheduler else None
+    print(f"grading sandbox: {'off' if args.no_sandbox else sandbox.level()} (see glyph_course/grading/sandbox.py)")
+    results = autograde(args.submissions, args.course, timeout=args.timeout, jobs=args.jobs, executor=executor,
+                        contained=False if args.no_sandbox else None, progress_bar=True)
     print(summary(results))
     for r in results:
         for note in r.notes:
@@ -166,6 +181,33 @@ def _ablate(argv) -> int:
     return ablate_main(argv)
 
 
+def _export(argv) -> int:
+    from .grading.exports import main as export_main
+
+    return export_main(argv)
+
+
+def _similarity(argv) -> int:
+    from .grading.similarity import main as similarity_main
+
+    return similarity_main(argv)
+
+
+def _judge(argv) -> int:
+    from .metrics import write_judge
+
+    p = argparse.ArgumentParser(prog="glyph-course judge",
+                                description="train the judge of generated glyphs on the embedded set and write "
+                                            "glyph_ebm/judge.pt, which ships with the student library")
+    p.add_argument("--out", type=Path, default=None, help="where to write it (default glyph_ebm/judge.pt)")
+    args = p.parse_args(argv)
+    path = write_judge(args.out)
+    from glyph_ebm.judge import read_weights
+
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), test accuracy {read_weights(path)['test_accuracy']:.3f}")
+    return 0
+
+
 def _pretrained(argv) -> int:
     from .pretrained import main as pretrained_main
 
@@ -173,15 +215,19 @@ def _pretrained(argv) -> int:
 
 
 COMMANDS = {"template": _template, "release": _release, "grade": _grade, "autograde": _autograde,
-            "compress": _compress, "ablate": _ablate, "pretrained": _pretrained}
-USAGE = """usage: glyph-course {template,release,grade,autograde,compress,ablate,pretrained} [options]
+            "export": _export, "similarity": _similarity, "compress": _compress, "ablate": _ablate,
+            "pretrained": _pretrained, "judge": _judge}
+USAGE = """usage: glyph-course {template,release,grade,autograde,export,similarity,compress,ablate,pretrained,judge} [options]
   template    regenerate ex3/ and the graded notebook from their sources (--check: only compare)
   release     build the student kit (release folder, zip, wheel) and check it for leaks
   grade       grade one folder of exercise files with nbgrader (--json for scores)
-  autograde   grade a folder of submissions (one sub-folder per student)
+  autograde   grade a folder of submissions (one sub-folder per student), --jobs N at once
+  export      grades for Canvas, Moodle, Gradescope (results.json, autograder bundle) or nbgrader's export
+  similarity  pairwise similarity of the students' code, an HTML report of the flagged pairs
   compress    quantize, prune and distill a trained model (RUN/compression/)
   ablate      train the advanced-training ablation (runs/ablation/)
-  pretrained  export the notebooks' pretrained model from a run folder"""
+  pretrained  export the notebooks' pretrained model from a run folder
+  judge       train the judge of generated glyphs (glyph_ebm/judge.pt, shipped with the student library)"""
 
 
 def main(argv=None) -> int:

@@ -25,6 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from glyph_ebm.judge import GlyphClassifier, inception_score  # noqa: F401  (the judge's home)
+
 CLASSIFIER_VERSION = "1"
 
 
@@ -112,19 +114,6 @@ def ood_auroc(model: nn.Module, id_x: torch.Tensor, ood_sets: dict) -> dict[str,
 
 
 # -- sample quality ---------------------------------------------------------------------------
-def inception_score(probs) -> float:
-    """``exp(E_x KL(p(y|x) || p(y)))`` for class probabilities ``(N, C)``.
-
-    1 for a classifier that is equally unsure about everything; ``C`` when every image is one
-    class with certainty and all classes are equally frequent.
-    """
-    p = torch.as_tensor(probs, dtype=torch.float64).clamp_min(1e-12)
-    p = p / p.sum(1, keepdim=True)
-    marginal = p.mean(0, keepdim=True)
-    kl = (p * (p.log() - marginal.log())).sum(1)
-    return float(kl.mean().exp())
-
-
 def _stats(features) -> tuple[np.ndarray, np.ndarray]:
     a = features.detach().cpu().double().numpy() if torch.is_tensor(features) else np.asarray(features, np.float64)
     return a.mean(0), np.cov(a, rowvar=False)
@@ -150,27 +139,6 @@ def frechet_distance_from_stats(mu1, cov1, mu2, cov2) -> float:
 def frechet_distance(features_a, features_b) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets ``(N, D)``."""
     return frechet_distance_from_stats(*_stats(features_a), *_stats(features_b))
-
-
-class GlyphClassifier(nn.Module):
-    """The judge of sample quality: a small CNN classifier of glyphs, deliberately different
-    from the energy networks it judges. ``features`` gives the 128-d penultimate activations
-    for FID, ``forward`` the logits for IS. (No batch norm: its running statistics lag behind a
-    short training run, and eval-mode accuracy suffers.)"""
-
-    def __init__(self, num_classes: int = 42):
-        super().__init__()
-        def block(cin, cout):
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        self.body = nn.Sequential(block(1, 24), block(24, 48), block(48, 96), nn.Flatten(),
-                                  nn.Linear(96 * 7 * 7, 128), nn.ReLU())
-        self.fc = nn.Linear(128, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
 
 
 def _fingerprint(x: np.ndarray, y: np.ndarray) -> str:
@@ -202,12 +170,17 @@ def glyph_classifier(splits, seed: int = 0, cache_dir: str | os.PathLike | None 
                      steps: int = 400) -> GlyphClassifier:
     """The glyph classifier for ``splits`` (a :class:`~glyph_ebm.datasets.Splits`), trained on its
     training split once and cached next to the glyph cache, keyed by a fingerprint of the data."""
+    from glyph_ebm import judge
     from glyph_ebm.datasets import to_tensor
     from glyph_ebm.files import atomic_write
     from glyph_ebm.glyphs import _cache_dir
 
     train_x, train_y = splits.split("train")
     key = _fingerprint(train_x, train_y)
+    if judge.WEIGHTS.exists():
+        shipped = judge.read_weights()
+        if (shipped.get("data_key"), shipped.get("seed"), shipped.get("steps")) == (key, seed, steps):
+            return judge.load_judge()               # the judge that ships with the student library
     path = Path(_cache_dir(cache_dir)) / f"glyph-classifier-v{CLASSIFIER_VERSION}-{key}-seed{seed}-s{steps}.pt"
     model = GlyphClassifier(splits.num_classes)
     if path.exists():
@@ -232,3 +205,28 @@ def sample_quality(classifier: GlyphClassifier, samples: torch.Tensor, reference
     feats_s = _batched(classifier.features, samples)
     feats_r = _batched(classifier.features, reference)
     return {"is": inception_score(probs), "fid": frechet_distance(feats_s, feats_r)}
+
+
+def write_judge(path: Path | None = None, seed: int = 0, steps: int = 400) -> Path:
+    """Train the judge on the embedded glyph set (seed 0) and write the file that ships with the
+    student library (``glyph_ebm/judge.pt``: float16 weights, the classes, the data's
+    fingerprint, the test accuracy). ``glyph-course judge`` runs this."""
+    from glyph_ebm import judge
+    from glyph_ebm.datasets import to_tensor
+    from glyph_ebm.files import atomic_write
+    from glyph_ebm.glyphs import load_glyphs
+
+    splits = load_glyphs(seed=0)
+    train_x, train_y = splits.split("train")
+    model = train_glyph_classifier(to_tensor(train_x), torch.as_tensor(train_y).long(), splits.num_classes,
+                                   steps=steps, seed=seed)
+    test_x, test_y = splits.split("test")
+    with torch.no_grad():
+        pred = _batched(lambda b: model(b).argmax(1), to_tensor(test_x))
+    blob = {"format": judge.FORMAT, "state_dict": {k: v.half() for k, v in model.state_dict().items()},
+            "classes": list(splits.classes), "data_key": _fingerprint(train_x, train_y), "seed": seed,
+            "steps": steps, "test_accuracy": float((pred == torch.as_tensor(test_y)).float().mean())}
+    path = Path(path or judge.WEIGHTS)
+    with atomic_write(path, binary=True) as fh:
+        torch.save(blob, fh)
+    return path

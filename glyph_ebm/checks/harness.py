@@ -182,11 +182,10 @@ def _reap_strays() -> None:
     try:
         os.kill(-1, signal.SIGKILL)            # every process this one may signal, except itself
     except ProcessLookupError:
-        pass
-    while True:
+        return                                 # there was none
+    while True:                                # collect them all, so they stop counting as processes
         try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                break
+            os.waitpid(-1, 0)
         except ChildProcessError:
             break
 

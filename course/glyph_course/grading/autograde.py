@@ -36,8 +36,9 @@ from pathlib import Path
 from ..paths import COURSE, SOLUTIONS
 from ..template import EXERCISE_FILES, strip_solutions
 from glyph_ebm.errors import GlyphEBMError
-from glyph_ebm.files import atomic_write
+from glyph_ebm.files import atomic_write, write_json
 from . import kit
+from . import gradescope_runner as runner
 from . import notebook as nbsource
 from .leakguard import HIDDEN_MARKERS, assert_clean, secret_lines
 
@@ -68,22 +69,18 @@ class StudentResult:
         return sum(top for _, top in self.tasks.values())
 
     def to_json(self) -> dict:
-        return {"total": _num(self.total), "max": _num(self.max),
-                "tasks": {t: [_num(g), _num(m)] for t, (g, m) in self.tasks.items()}}
+        return {"total": runner.num(self.total), "max": runner.num(self.max),
+                "tasks": {t: [runner.num(g), runner.num(m)] for t, (g, m) in self.tasks.items()}}
 
     def report(self) -> str:
         """A few lines a student (or instructor) can read."""
-        lines = [f"{self.student}: {_num(self.total)} / {_num(self.max)} points"]
+        lines = [f"{self.student}: {runner.num(self.total)} / {runner.num(self.max)} points"]
         for task_id, (got, top) in self.tasks.items():
-            lines.append(f"  {task_id:<7} {_num(got):>4} / {_num(top)}")
+            lines.append(f"  {task_id:<7} {runner.num(got):>4} / {runner.num(top)}")
             for message in self.messages.get(task_id, []):
                 lines.append(f"          - {message}")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
-
-
-def _num(x: float):
-    return int(x) if float(x).is_integer() else round(float(x), 3)
 
 
 # -- course folders ---------------------------------------------------------------------------
@@ -142,122 +139,77 @@ def release(course: Path = COURSE, library: Path = kit.LIBRARY, with_kit: bool =
 
 
 # -- staging submissions ----------------------------------------------------------------------
-def _code_folder(student_dir: Path) -> Path | None:
-    """Where the student's exercise files are: ``ex3/``, the folder itself, or deeper."""
-    for candidate in (student_dir / "ex3", student_dir):
-        if any((candidate / name).exists() for name in EXERCISE_FILES):
-            return candidate
-    deeper = sorted({p.parent for p in student_dir.rglob("ex3_*.py")}, key=lambda p: (len(p.parts), str(p)))
-    return deeper[0] if deeper else None
-
-
-def notebook_changes(submitted: Path, released: Path) -> list[str]:
-    """Cells of the handed-in notebook that differ from the released one (nbgrader checksums)."""
-    import nbformat
-    from nbgrader.utils import compute_checksum
-
-    try:
-        handed_in = nbformat.read(str(submitted), as_version=4)
-    except Exception as exc:  # noqa: BLE001 - any unreadable notebook is reported the same way
-        return [f"{NOTEBOOK} could not be read ({type(exc).__name__}); graded with the course's copy"]
-    original = nbformat.read(str(released), as_version=4)
-    theirs = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in handed_in.cells}
-    changes = []
-    for cell in original.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        kind = "test cell" if meta.get("grade") else "cell"
-        mine = theirs.get(meta.get("grade_id"))
-        if mine is None:
-            changes.append(f"{kind} {meta.get('grade_id')} was deleted from {NOTEBOOK} (the original was used)")
-            continue
-        try:
-            edited = compute_checksum(mine) != meta.get("checksum")
-        except (KeyError, AttributeError):
-            edited = True
-        if edited:
-            changes.append(f"{kind} {meta.get('grade_id')} was edited in {NOTEBOOK} (the original was used)")
-    return changes
-
-
-def stage_submission(student_dir: Path, target: Path, released: Path) -> list[str]:
-    """Copy one student's files to ``target`` (nbgrader's submitted folder); returns notes."""
-    notes = []
-    folder = _code_folder(student_dir)
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    if folder is None:
-        notes.append("no ex3_*.py files were found in the submission")
-    else:
-        for path in folder.glob("*.py"):
-            shutil.copy2(path, target / path.name)
-    for name in EXERCISE_FILES:
-        if not (target / name).exists():
-            shutil.copy2(released / name, target / name)
-            if folder is not None:
-                notes.append(f"{name} is missing from the submission (graded with the unchanged template)")
-    handed_in = [p for p in ((folder or student_dir) / NOTEBOOK, student_dir / NOTEBOOK) if p.exists()]
-    if handed_in:
-        notes += notebook_changes(handed_in[0], released / NOTEBOOK)
-    shutil.copy2(released / NOTEBOOK, target / NOTEBOOK)
-    return notes
-
-
 def student_id(name: str) -> str:
     """A gradebook-safe id for a submission folder name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "student"
 
 
+def stage_submission(student_dir: Path, target: Path, released: Path) -> list[str]:
+    """Copy one student's files to ``target`` (nbgrader's submitted folder); returns notes
+    (:func:`.gradescope_runner.stage`, which the Gradescope bundle runs too)."""
+    return runner.stage(student_dir, target, released, list(EXERCISE_FILES))
+
+
 # -- grading ----------------------------------------------------------------------------------
-def _task_table(notebook: Path) -> tuple[dict[str, str], dict[str, float]]:
-    """``({grade cell id: task}, {task: points})`` of the source notebook."""
-    nb = json.loads(notebook.read_text())
-    cell_tasks = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["glyph_ebm_task"]
-                  for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")}
-    return cell_tasks, nb["metadata"]["glyph_ebm"]["tasks"]
-
-
-def _messages(graded: Path, cell_tasks: dict[str, str], timeout: int) -> dict[str, list[str]]:
-    """Failure message of every failed test cell of a graded notebook, per task."""
-    nb = json.loads(graded.read_text())
-    out: dict[str, list[str]] = {}
-    for cell in nb["cells"]:
-        task_id = cell_tasks.get(cell["metadata"].get("nbgrader", {}).get("grade_id"))
-        if task_id is None:
-            continue
-        for output in cell.get("outputs", []):
-            if output.get("output_type") != "error":
-                continue
-            if output.get("ename") in ("CellTimeoutError", "KeyboardInterrupt"):
-                text = (f"stopped after the time limit of {timeout} s per test cell: "
-                        "look for an infinite loop or a very long computation")
-            else:
-                text = re.sub(r"^Exercise \S+: ", "", output.get("evalue", "")) or output.get("ename", "error")
-            if text not in out.setdefault(task_id, []):
-                out[task_id].append(text)
-            break
-    return out
-
-
-def _read_scores(course: Path, sid: str, cell_tasks: dict[str, str]) -> dict[str, float] | None:
+def _record_in_gradebook(course: Path, sid: str, scores: dict[str, float]) -> None:
+    """Write one student's points into the course's gradebook (the instructor's process only),
+    replacing an earlier submission of the same student, so that ``nbgrader export`` and
+    formgrader see them."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.update_or_create_student(sid)
         try:
-            notebook = gb.find_submission_notebook(NOTEBOOK[:-6], ASSIGNMENT, sid)
+            gb.remove_submission(ASSIGNMENT, sid)
         except MissingEntry:
-            return None
-        got: dict[str, float] = {}
-        for grade in notebook.grades:
-            task_id = cell_tasks.get(grade.name)
-            if task_id is not None:
-                got[task_id] = got.get(task_id, 0.0) + float(grade.score or 0.0)
-        return got
+            pass
+        gb.add_submission(ASSIGNMENT, sid)
+        for cell, points in scores.items():
+            try:
+                grade = gb.find_grade(cell, NOTEBOOK[:-6], ASSIGNMENT, sid)
+            except MissingEntry:
+                continue
+            grade.auto_score = points
+        gb.db.commit()
+
+
+def _task_points(scores: dict[str, float], cell_tasks: dict[str, str]) -> dict[str, float]:
+    got: dict[str, float] = {}
+    for cell, points in scores.items():
+        if cell in cell_tasks:
+            got[cell_tasks[cell]] = got.get(cell_tasks[cell], 0.0) + points
+    return got
+
+
+def _assignment_gradebook(course: Path) -> bytes:
+    """A gradebook that knows the assignment and no student: what every grading job starts from."""
+    with tempfile.TemporaryDirectory(prefix="glyph-ebm-seed-") as tmp:
+        seed = Path(tmp) / "course"
+        (seed / "source" / ASSIGNMENT).mkdir(parents=True)
+        shutil.copy2(course / "nbgrader_config.py", seed / "nbgrader_config.py")
+        shutil.copy2(course / "source" / ASSIGNMENT / NOTEBOOK, seed / "source" / ASSIGNMENT / NOTEBOOK)
+        proc = _nbgrader(seed, "generate_assignment", ASSIGNMENT, "--force")
+        if proc.returncode != 0 or not (seed / "gradebook.db").exists():
+            raise GradingError(f"nbgrader generate_assignment failed:\n{_tail(proc.stdout + proc.stderr)}")
+        return (seed / "gradebook.db").read_bytes()
 
 
 def autograde(submissions: Path, course: Path = COURSE, timeout: int | None = None,
-              feedback: bool = True, progress=print) -> list[StudentResult]:
-    """Grade every ``submissions/<student>/``; writes ``course/grades.csv`` and feedback."""
+              feedback: bool = True, progress=print, jobs: int = 1, executor=None,
+              contained: bool | None = None, progress_bar: bool = False) -> list[StudentResult]:
+    """Grade every ``submissions/<student>/``; writes ``course/grades.csv``, the graded notebooks,
+    the feedback and the gradebook.
+
+    Each submission is graded in its own folder and kernel (:mod:`.batch`), ``jobs`` at a time
+    (or by ``executor``, e.g. a ``dask.distributed`` client's), with the kernel in the grading
+    sandbox when ``contained`` (default: where the machine allows full containment,
+    :func:`.sandbox.level`). Finished submissions are recorded one by one in
+    ``course/results/<student>.json``; a rerun grades only the submissions that are new or
+    changed (or whose notebook, configuration or time limit changed). The grades do not depend
+    on ``jobs``.
+    """
+    from . import batch, sandbox
+
     submissions = Path(submissions)
     if not submissions.is_dir():
         raise GlyphEBMError(f"submissions folder {submissions} does not exist; pass SUBMISSIONS=DIR "
@@ -265,41 +217,74 @@ def autograde(submissions: Path, course: Path = COURSE, timeout: int | None = No
     student_dirs = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not student_dirs:
         raise GlyphEBMError(f"{submissions} has no student folders; expected {submissions}/<student>/ex3/ex3_*.py")
+    if int(jobs) < 1:
+        raise GlyphEBMError(f"--jobs must be at least 1, got {jobs}")
     ids = [student_id(p.name) for p in student_dirs]
     clashes = sorted({i for i in ids if ids.count(i) > 1})
     if clashes:
         raise GlyphEBMError(f"student folders map to the same id {clashes}; rename them")
     course = Path(course)
     timeout = int(timeout or os.environ.get("GLYPH_EBM_CELL_TIMEOUT", 30))
+    contained = sandbox.level() == "namespaces" if contained is None else bool(contained)
     progress(f"releasing {ASSIGNMENT} in {course} ...")
     released = release(course, with_kit=False)
-    notes = {}
+    cell_tasks, points = runner.task_table(course / "source" / ASSIGNMENT / NOTEBOOK)
+    source_notebook = (course / "source" / ASSIGNMENT / NOTEBOOK).read_bytes()
+    config = (course / "nbgrader_config.py").read_text()
+    notes, todo, record = {}, [], course / "results"
+    record.mkdir(exist_ok=True)
+    seed = None
     for sid, folder in zip(ids, student_dirs):
-        for sub in ("submitted", "autograded", "feedback"):
+        staged = course / "submitted" / sid / ASSIGNMENT
+        notes[sid] = stage_submission(folder, staged, released)
+        files = {p.name: p.read_bytes() for p in sorted(staged.iterdir()) if p.is_file()}
+        job = batch.GradingJob(sid, files, source_notebook, config, b"", timeout, feedback, contained,
+                               hide=[str(course.resolve()), str(submissions.resolve())])
+        kept = record / f"{sid}.json"
+        if kept.exists() and (course / "autograded" / sid / ASSIGNMENT / NOTEBOOK).exists():
+            if json.loads(kept.read_text()).get("digest") == job.digest():
+                continue                            # graded before, nothing changed
+        for sub in ("autograded", "feedback"):
             shutil.rmtree(course / sub / sid, ignore_errors=True)
-        notes[sid] = stage_submission(folder, course / "submitted" / sid / ASSIGNMENT, released)
-    progress(f"autograding {len(ids)} submission(s) with nbgrader (time limit {timeout} s per test cell) ...")
-    env = {"GLYPH_EBM_CELL_TIMEOUT": str(timeout)}
-    # students of earlier batches stay in the course folder; grade only this batch
-    earlier = sorted(p.name for p in (course / "submitted").iterdir() if p.is_dir() and p.name not in ids)
-    only_batch = [f"--CourseDirectory.student_id_exclude={','.join(earlier)}"] if earlier else []
-    proc = _nbgrader(course, "autograde", ASSIGNMENT, "--force", *only_batch, env=env)
-    if proc.returncode != 0:
-        progress(f"nbgrader reported problems for some submissions (details in {course / 'nbgrader.log'})")
-    if feedback:
-        _nbgrader(course, "generate_feedback", ASSIGNMENT, "--force", *only_batch, env=env)
-    cell_tasks, points = _task_table(course / "source" / ASSIGNMENT / NOTEBOOK)
+        kept.unlink(missing_ok=True)
+        if seed is None:
+            seed = _assignment_gradebook(course)
+        job.gradebook = seed
+        todo.append(job)
+    again = len(ids) - len(todo)
+    progress(f"autograding {len(todo)} submission(s) with nbgrader, {jobs if executor is None else 'scheduler'} "
+             f"at a time (time limit {timeout} s per test cell; kernels {'contained' if contained else 'not contained'})"
+             + (f"; {again} unchanged, kept from before" if again else "") + " ...")
+
+    def done(result: dict) -> None:
+        sid = result["student"]
+        with open(course / "nbgrader.log", "a") as log:
+            log.write(f"== {sid} ({result['seconds']:.1f} s)\n{result['log']}\n")
+        if result["graded"] is not None:
+            graded = course / "autograded" / sid / ASSIGNMENT / NOTEBOOK
+            graded.parent.mkdir(parents=True, exist_ok=True)
+            graded.write_bytes(result["graded"])
+        if result["feedback"] is not None:
+            page = course / "feedback" / sid / ASSIGNMENT / "ex3.html"
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_bytes(result["feedback"])
+        if result["scores"] is not None and result["graded"] is not None:
+            _record_in_gradebook(course, sid, result["scores"])
+        write_json(record / f"{sid}.json", {"digest": result["digest"], "scores": result["scores"],
+                                            "seconds": round(result["seconds"], 2)})
+
+    batch.run_jobs(todo, done, workers=jobs, executor=executor, progress=progress_bar)
     results = []
     for sid in ids:
-        scores = _read_scores(course, sid, cell_tasks)
+        kept = json.loads((record / f"{sid}.json").read_text())
         graded = course / "autograded" / sid / ASSIGNMENT / NOTEBOOK
         result = StudentResult(sid, {t: [0.0, float(p)] for t, p in points.items()}, notes=notes[sid])
-        if scores is None or not graded.exists():
+        if kept["scores"] is None or not graded.exists():
             result.notes.append(f"nbgrader could not grade this submission (see {course / 'nbgrader.log'})")
         else:
-            for task_id, got in scores.items():
+            for task_id, got in _task_points(kept["scores"], cell_tasks).items():
                 result.tasks[task_id][0] = got
-            result.messages = _messages(graded, cell_tasks, timeout)
+            result.messages = runner.failure_messages(graded, cell_tasks, timeout)
         html = course / "feedback" / sid / ASSIGNMENT / "ex3.html"
         result.feedback = html if html.exists() else None
         results.append(result)
@@ -317,7 +302,7 @@ def write_grades(results: list[StudentResult], path: Path) -> Path:
         writer = csv.writer(fh)
         writer.writerow(["student", "total", "max", *tasks, "notes"])
         for r in results:
-            writer.writerow([r.student, _num(r.total), _num(r.max), *(_num(r.tasks[t][0]) for t in tasks),
+            writer.writerow([r.student, runner.num(r.total), runner.num(r.max), *(runner.num(r.tasks[t][0]) for t in tasks),
                              " | ".join(r.notes)])
     return path
 
@@ -331,9 +316,9 @@ def summary(results: list[StudentResult]) -> str:
     head = f"{'student':<{width}}  {'total':>9}  " + "  ".join(f"{t:>6}" for t in tasks)
     rows = [head, "-" * len(head)]
     for r in results:
-        cells = "  ".join(f"{_num(r.tasks[t][0]):>6}" for t in tasks)
+        cells = "  ".join(f"{runner.num(r.tasks[t][0]):>6}" for t in tasks)
         flag = "  (see notes)" if r.notes else ""
-        rows.append(f"{r.student:<{width}}  {_num(r.total):>4}/{_num(r.max):<4}  {cells}{flag}")
+        rows.append(f"{r.student:<{width}}  {runner.num(r.total):>4}/{runner.num(r.max):<4}  {cells}{flag}")
     return "\n".join(rows)
 
 
