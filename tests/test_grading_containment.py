@@ -120,3 +120,17 @@ def test_the_gradebook_is_intact(graded):
         assert students >= set(results)
         honest = gb.find_submission("ex3", "honest")
         assert honest.score == 34
+
+
+def test_without_the_warm_zygote_the_kernel_is_contained_the_same_way(tmp_path, monkeypatch):
+    """GLYPH_EBM_NO_ZYGOTE=1: every kernel is a fresh process started through ``unshare``."""
+    monkeypatch.setenv("GLYPH_EBM_NO_ZYGOTE", "1")
+    course = autograde.make_course(tmp_path / "course")
+    anchor = "    id_scores = energy_scores(model, id_images)\n"
+    cases.build([cases.Edit("ex3_main.py", anchor, _attempt(
+        f"found = open({str(SOLUTIONS / 'ex3_main.py')!r}).read()[:80]", "    ") + anchor)],
+        tmp_path / "subs" / "read_reference" / "ex3")
+    (result,) = autograde.autograde(tmp_path / "subs", course, feedback=False, progress=lambda *_: None)
+    assert result.tasks["3.6"][0] < 4 and result.total == 30, result.report()
+    messages = " ".join(result.messages["3.6"])
+    assert LEAK not in messages and "blocked" in messages, messages

@@ -182,16 +182,17 @@ def _task_points(scores: dict[str, float], cell_tasks: dict[str, str]) -> dict[s
 
 
 def _assignment_gradebook(course: Path) -> bytes:
-    """A gradebook that knows the assignment and no student: what every grading job starts from."""
+    """A gradebook that knows the assignment and no student (what every grading job starts
+    from): a copy of the course's gradebook, just released, without its students."""
+    from nbgrader.api import Gradebook
+
     with tempfile.TemporaryDirectory(prefix="glyph-ebm-seed-") as tmp:
-        seed = Path(tmp) / "course"
-        (seed / "source" / ASSIGNMENT).mkdir(parents=True)
-        shutil.copy2(course / "nbgrader_config.py", seed / "nbgrader_config.py")
-        shutil.copy2(course / "source" / ASSIGNMENT / NOTEBOOK, seed / "source" / ASSIGNMENT / NOTEBOOK)
-        proc = _nbgrader(seed, "generate_assignment", ASSIGNMENT, "--force")
-        if proc.returncode != 0 or not (seed / "gradebook.db").exists():
-            raise GradingError(f"nbgrader generate_assignment failed:\n{_tail(proc.stdout + proc.stderr)}")
-        return (seed / "gradebook.db").read_bytes()
+        seed = Path(tmp) / "gradebook.db"
+        shutil.copy2(course / "gradebook.db", seed)
+        with Gradebook(f"sqlite:///{seed}") as gb:
+            for student in [s.id for s in gb.students]:
+                gb.remove_student(student)
+        return seed.read_bytes()
 
 
 def autograde(submissions: Path, course: Path = COURSE, timeout: int | None = None,

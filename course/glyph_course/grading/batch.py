@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import sandbox
+from . import sandbox, zygote
 
 ASSIGNMENT = "ex3"
 NOTEBOOK = "ex3.ipynb"
@@ -130,7 +130,10 @@ def grade_job(job: GradingJob, work_root: str | None = None) -> dict:
             config = sandbox.SandboxConfig(hide=_hidden_roots(course, job.hide), read_only=read_only, writable=writable,
                                            limits=sandbox.Limits(**job.limits))
             config.to_file(Path(tmp) / "sandbox.json")
-            sandbox.write_kernel_spec(Path(tmp) / "jupyter", Path(tmp) / "sandbox.json")
+            if zygote.available():        # a warm kernel forked from a process that has imported torch
+                zygote.write_kernel_spec(Path(tmp) / "jupyter", Path(tmp) / "sandbox.json", zygote.socket_path())
+            else:
+                sandbox.write_kernel_spec(Path(tmp) / "jupyter", Path(tmp) / "sandbox.json")
             env.update(JUPYTER_PATH=str(Path(tmp) / "jupyter"), JUPYTER_RUNTIME_DIR=str(runtime))
             options = {"Execute": {"kernel_name": sandbox.KERNEL_NAME},
                        "KernelManager": {"transport": "ipc", "ip": str(runtime / "kernel")}}

@@ -42,6 +42,11 @@ _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 
 _FIRST_UID = 61000
 
 
+def first_uid() -> int:
+    """The first of the user ids the kernels run under (one per kernel)."""
+    return _FIRST_UID
+
+
 @dataclass
 class Limits:
     """Resource limits of one grading kernel."""
@@ -115,7 +120,7 @@ def _tmpfs(target: Path, mib: int, mode: str = "1777") -> None:
     _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={mib}m,mode={mode}")
 
 
-def _confine_files(config: SandboxConfig, cwd: Path, connection: Path, uid: int) -> Path:
+def confine_files(config: SandboxConfig, cwd: Path, connection: Path, uid: int) -> Path:
     """Cover the hidden folders, keep the listed paths, move the notebook folder into memory.
     Returns the connection file's copy the kernel can read."""
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
@@ -154,7 +159,7 @@ def _confine_files(config: SandboxConfig, cwd: Path, connection: Path, uid: int)
     return private
 
 
-def _set_limits(limits: Limits, with_processes: bool) -> None:
+def set_limits(limits: Limits, with_processes: bool) -> None:
     gib = int(limits.data_gib * 2 ** 30)
     wanted = [(resource.RLIMIT_DATA, gib), (resource.RLIMIT_CPU, int(limits.cpu_seconds)),
               (resource.RLIMIT_FSIZE, int(limits.file_mib) * 2 ** 20)]
@@ -182,16 +187,16 @@ def main(argv=None) -> int:
         os.execv(inner[0], inner)
     if "--inside" in head:
         uid = _FIRST_UID + os.getppid() % 30000
-        private = _confine_files(config, Path.cwd(), connection, uid)
+        private = confine_files(config, Path.cwd(), connection, uid)
         command = [str(private) if part == str(connection) else part for part in command]
         os.environ[SANDBOX_ENV] = "namespaces"      # the checks reap stray processes after each task
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-        _set_limits(config.limits, with_processes=True)
+        set_limits(config.limits, with_processes=True)
     else:
         os.environ[SANDBOX_ENV] = "limits"
-        _set_limits(config.limits, with_processes=False)
+        set_limits(config.limits, with_processes=False)
     os.execv(command[0], command)
     return 0   # not reached
 
