@@ -50,7 +50,7 @@ HIDDEN_MARKERS = (nbsource.HIDDEN_BEGIN, nbsource.HIDDEN_END)
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", *HIDDEN_MARKERS)
 MIN_CODE_RUN = 5         # a hint sharing this many consecutive code tokens (two of them names) quotes its answer
 # lines of solution blocks that are PyTorch idioms any code has (the student library too): not secret
-COMMON_IDIOMS = frozenset({"with torch.no_grad():"})
+COMMON_IDIOMS = frozenset({"with torch.no_grad():", "nn.Flatten(),"})
 COURSE_PACKAGE = "glyph_course"
 _TAG = re.compile(r"<[^>]+>")
 _BINARY = (".png", ".jpg", ".pdf", ".db", ".pyc", ".ckpt", ".npz", ".pt")
