@@ -155,7 +155,11 @@ def confine_files(config: SandboxConfig, cwd: Path, connection: Path, uid: int) 
     private = cwd / ".connection.json"           # jupyter writes it readable by its owner only
     private.write_bytes(connection_text)
     os.chown(private, uid, uid)
-    os.environ.update(HOME=str(cwd / ".home"), TMPDIR=str(cwd / ".tmp"))
+    tmp = cwd / ".tmp"
+    # torch names its compile caches after the user (``/tmp/torchinductor_root`` for root): a
+    # folder the instructor's runs may own already. The kernel keeps its own, inside its folder.
+    os.environ.update(HOME=str(cwd / ".home"), TMPDIR=str(tmp), USER="student", LOGNAME="student",
+                      TORCHINDUCTOR_CACHE_DIR=str(tmp / "torchinductor"), TRITON_CACHE_DIR=str(tmp / "triton"))
     return private
 
 
