@@ -1,15 +1,13 @@
-"""Building blocks of the advanced chapter: augmentations, multi-scale energy, EMA, spectral
+"""Building blocks of the advanced chapter: augmentations, multi-scale energy, spectral
 normalisation and the chapter's loss terms (the replay buffers are the sampler's:
-test_advanced_sampler.py)."""
+test_advanced_sampler.py; the EMA of the weights is Lightning's callback: test_advanced_training.py)."""
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from conftest import SOLUTIONS  # noqa: F401
 from ex3_model import CNNModel
 from glyph_course.advanced.augment import GlyphAugment
-from glyph_course.advanced.ema import EMA
 from glyph_course.advanced.losses import kl_loss, softmax_correction, softmax_weights
 from glyph_course.advanced.multiscale import MultiScaleEnergy
 from glyph_course.advanced.spectral import apply_spectral_norm, spectral_norms
@@ -96,44 +94,6 @@ def test_multiscale_sums_the_logits_of_the_pooled_images():
     torch.testing.assert_close(single(x), nets[0](x))
     with pytest.raises(GlyphEBMError, match="one network per scale"):
         MultiScaleEnergy(nets[:2], scales=(1, 2, 4))
-
-
-# -- EMA ----------------------------------------------------------------------------------
-class _WithBuffer(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(3, 2).double()
-        self.register_buffer("stat", torch.zeros(2, dtype=torch.float64))
-
-    def forward(self, x, y=None):
-        return self.lin(x).sum(1)
-
-
-def test_ema_update_formula():
-    torch.manual_seed(0)
-    model, d = _WithBuffer(), 0.9
-    ema = EMA(model, d)
-    theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
-    steps = []
-    for _ in range(2):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.copy_(torch.randn_like(p))
-            model.stat.add_(1.0)
-        steps.append({k: v.detach().clone() for k, v in model.named_parameters()})
-        ema.update(model)
-    for k, p_ema in ema.model.named_parameters():
-        expected = d * (d * theta0[k] + (1 - d) * steps[0][k]) + (1 - d) * steps[1][k]
-        torch.testing.assert_close(p_ema, expected, rtol=0, atol=1e-14)
-        assert not p_ema.requires_grad
-    assert torch.equal(ema.model.stat, model.stat) and ema.updates == 2       # buffers copied
-    zero = EMA(model, 0.0)
-    with torch.no_grad():
-        model.lin.weight.add_(1.0)
-    zero.update(model)
-    assert torch.equal(zero.model.lin.weight, model.lin.weight)
-    with pytest.raises(GlyphEBMError, match="decay"):
-        EMA(model, 1.0)
 
 
 # -- spectral normalisation ---------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The chapter's sampler: the exercise's MCMCSampler extended (temperature, clamped pixels, composed
-energies, augmentation jumps, buffer schemes, chain starts, the EMA chain model), built lazily."""
+energies, augmentation jumps, buffer schemes, chain starts, the KL path's place), built lazily."""
 import pickle
 import subprocess
 
@@ -88,9 +88,9 @@ def test_noise_comes_from_the_sampler_s_seeded_generator():
 
 
 def test_only_input_gradients_and_every_mode_is_restored():
-    model, ema = CNNModel(num_classes=3, hidden=4), CNNModel(num_classes=3, hidden=4)
+    model, other = CNNModel(num_classes=3, hidden=4), CNNModel(num_classes=3, hidden=4)
     model.train()
-    ema.eval()
+    other.eval()
     sampler = sampler_for(model)
     x0 = torch.rand(2, 1, 16, 16) * 2 - 1
     x, kept = sampler.langevin(x0, 4, 1.0, 0.01, y=torch.tensor([0, 2]), keep_steps=(0, 2, 4), temperature=0.5)
@@ -98,8 +98,8 @@ def test_only_input_gradients_and_every_mode_is_restored():
     assert model.training and not x.requires_grad and sampler.model is model
     assert sorted(kept) == [0, 2, 4] and torch.equal(kept[4], x) and torch.equal(kept[0], x0)
     assert x.min() >= -1 and x.max() <= 1
-    sampler.langevin(x0, 1, 1.0, 0.0, model=ema)
-    assert model.training and not ema.training
+    sampler.langevin(x0, 1, 1.0, 0.0, model=other)
+    assert model.training and not other.training
     with pytest.raises(GlyphEBMError, match="one value"):
         sampler.langevin(x0, 1, 0.1, 0.0, energy_fn=lambda z: z.sum())
     assert sampler.model is model and model.training              # put back after an error too
@@ -237,7 +237,7 @@ def test_state_round_trip_and_scheme_check():
         ChapterSampler(None, (1, 8, 8), 4, scheme="reservoir").load_state_dict(s.state_dict())
 
 
-# -- chain starts, past samples, the EMA chain model -----------------------------------------
+# -- chain starts, past samples, the KL path ----------------------------------------------------
 def test_data_starts_match_the_chain_labels():
     images = torch.arange(12, dtype=torch.float32).view(12, 1, 1, 1).expand(12, 1, 2, 2) / 12
     labels = torch.arange(12) % 3
@@ -268,17 +268,17 @@ def test_noise_starts_ignore_the_buffer_and_persistent_starts_are_augmented():
     assert bool((slots >= 0).all()) and bool((x0 == -0.5).all())   # augmented copies of buffer chains
 
 
-def test_sample_uses_the_chain_model_then_the_kl_path_and_keeps_past_samples():
+def test_sample_ends_with_the_kl_path_and_keeps_past_samples():
     img = (1, 2, 2)
-    model, chain_model = _toy(-0.5, img), _toy(0.5, img)
+    model = _toy(-0.5, img)
     s = ChapterSampler(model, img, 6, max_len=6, reinit_frac=0.0, init_std=0.3, seed=0, kl_steps=1,
-                       entropy_samples=4, chain_model=chain_model)
+                       entropy_samples=4)
     s.buffer, s.buffer_labels = torch.arange(6.0).view(6, 1, 1, 1).expand(6, *img) / 10, torch.full((6,), -1)
     x0 = s.start_chains(6)[0]
     s.generator.manual_seed(0)
     x = s.sample(3, 0.5, 0.0)
-    # x <- x + 0.5 (c - x): two steps towards +0.5 (chain model), the last towards -0.5 (model)
-    x2 = 0.25 * x0 + 0.75 * 0.5
+    # x <- x + 0.5 (c - x), c = -0.5: two steps of langevin, the last one through the KL path
+    x2 = 0.25 * x0 + 0.75 * -0.5
     torch.testing.assert_close(x, 0.5 * x2 - 0.25)
     last = s.last
     assert torch.equal(last.x, x) and last.x_kl.grad_fn is not None and torch.equal(last.x_kl.detach(), x)

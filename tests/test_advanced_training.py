@@ -1,6 +1,7 @@
 """AdvancedConfig validation, AdvancedJEM (the exercise's JEM subclassed) with each switch, its
-loss terms and logs, its checkpoints (buffer, augmenter, EMA; a resumed run continues exactly),
-and a tiny end-to-end ``ablate`` run."""
+loss terms and logs, the EMA of the weights (Lightning's EMAWeightAveraging), its checkpoints
+(buffer, augmenter, averaged weights; a resumed run continues exactly), and a tiny end-to-end
+``ablate`` run."""
 import csv
 import functools
 import json
@@ -8,6 +9,7 @@ import warnings
 
 import pytest
 import torch
+from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader, TensorDataset
 
 from glyph_course.advanced import ablate
@@ -33,14 +35,14 @@ def _data(n=24, size=16, classes=3):
 def test_defaults_are_the_exercise_and_bad_settings_are_explained():
     assert AdvancedConfig().switches() == {}
     cfg = advanced_config("quick", kl_weight=1.0, ema_decay=0.99)
-    assert cfg.switches() == {"kl_weight": 1.0, "ema_decay": 0.99} and cfg.sgld_steps == 20
+    assert cfg.switches() == {"kl_weight": 1.0, "ema_decay": 0.99} and cfg.sgld_steps == 20   # a base field
     assert AdvancedConfig.from_dict(cfg.to_dict()) == cfg
     bad = [
         (dict(kl_weight=1.0, kl_steps=30), "kl_steps must be between 1 and sgld_steps"),
         (dict(entropy_weight=0.5, kl_steps=0), "kl_steps"),
         (dict(kl_weight=-1.0), "kl_weight must be >= 0"),
         (dict(ema_decay=1.0), r"ema_decay must be in \[0, 1\)"),
-        (dict(sample_with_ema=True), "needs an EMA model"),
+        (dict(sample_with_ema=True), "unknown config field"),        # removed: see test_checkpoint_round_trip
         (dict(buffer_scheme="fifo"), "unknown buffer_scheme 'fifo'"),
         (dict(chain_init="zeros"), "unknown chain_init"),
         (dict(ml_loss="hinge"), "unknown ml_loss"),
@@ -107,7 +109,7 @@ SWITCHES = [
     {},
     {"kl_weight": 1.0, "entropy_weight": 1.0, "kl_steps": 2},
     {"multiscale": True, "spectral_norm": True, "ml_loss": "softmax", "temperature": 0.5, "kl_weight": 0.5},
-    {"augment_init": True, "buffer_scheme": "reservoir", "ema_decay": 0.9, "sample_with_ema": True},
+    {"augment_init": True, "buffer_scheme": "reservoir", "ema_decay": 0.9},
     {"chain_init": "data", "mode": "jem_cond", "kl_weight": 1.0, "augment_init": True},
     {"chain_init": "noise", "mode": "ebm", "sgld_grad_clip": None},
 ]
@@ -164,38 +166,82 @@ def test_px_step_adds_the_chapter_terms_to_the_exercise_loss_and_logs_each_key_o
     assert logs["train/px_loss"] == pytest.approx(logs["train/cdiv"] + logs["train/reg"], rel=1e-5)
 
 
-def test_checkpoint_round_trip_keeps_buffer_and_ema(tmp_path):
+def _fit(model, cfg, run_dir, callbacks=(), ckpt=None):
     from glyph_ebm.training import build_trainer
 
+    x, y = _data()
+    trainer = build_trainer(cfg, run_dir, callbacks=callbacks, enable_progress_bar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=8), ckpt_path=ckpt)
+    return model
+
+
+class _TrainedWeights(Callback):
+    """Keeps the module's weights after every optimiser step (it runs after build_trainer's callbacks)."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+
+def test_after_fitting_the_weights_are_the_exponential_average_of_the_trained_ones(tmp_path):
+    torch.manual_seed(0)
+    decay = 0.7
+    cfg = advanced_config("smoke", **TINY, epochs=2, max_steps_per_epoch=3, ema_decay=decay)
+    tracker = _TrainedWeights()
+    model = _fit(AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16)), cfg, tmp_path, callbacks=(tracker,))
+    assert len(tracker.steps) == 6
+    average = tracker.steps[0]                           # the first step is copied, then
+    for trained in tracker.steps[1:]:                    # theta_avg <- decay theta_avg + (1 - decay) theta
+        average = {k: decay * average[k] + (1 - decay) * trained[k] for k in trained}
+    after = model.state_dict()
+    assert after.keys() == average.keys()
+    for k, v in average.items():
+        torch.testing.assert_close(after[k], v, rtol=0, atol=1e-7)
+    last = tracker.steps[-1]
+    assert all(not torch.allclose(after[k], last[k]) for k in last)      # not the last step's weights
+    assert model.net is model.sampler.model                                  # generate() samples with them
+
+
+def test_checkpoint_round_trip_keeps_buffer_and_the_weight_average(tmp_path):
     torch.manual_seed(0)
     cfg = advanced_config("smoke", **TINY, epochs=2, max_steps_per_epoch=3, ema_decay=0.9, kl_weight=1.0,
                           augment_init=True, buffer_scheme="reservoir")
-    model = AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16))
-    x, y = _data()
-    trainer = build_trainer(cfg, tmp_path, enable_progress_bar=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trainer.fit(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=8))
+    model = _fit(AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16)), cfg, tmp_path)
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     raw = torch.load(ckpt, map_location="cpu", weights_only=False)
-    assert {"sampler", "ema", "sgld_step_size"} <= set(raw) and "augment" in raw["sampler"]
+    assert {"sampler", "sgld_step_size", "current_model_state", "averaging_state"} <= set(raw)
+    assert "augment" in raw["sampler"] and "ema" not in raw
+    assert raw["callbacks"]["EMAWeightAveraging"] == {"latest_update_step": 6}
+    assert int(raw["averaging_state"]["n_averaged"]) == 6
+    average, trained = raw["state_dict"], raw["current_model_state"]
+    assert average.keys() == trained.keys() == model.state_dict().keys()
+    for k, v in model.state_dict().items():                                 # the module holds the average
+        assert torch.equal(average[k], v), k
+    assert all(not torch.equal(average[k], trained[k]) for k in average)   # and it is not the trained weights
 
     loaded = AdvancedJEM.load_from_checkpoint(ckpt, map_location="cpu")
     assert loaded.cfg == cfg
     assert torch.equal(loaded.sampler.buffer, model.sampler.buffer) and len(loaded.sampler.buffer) > 0
     assert loaded.sampler.n_seen == model.sampler.n_seen == 2 * 3 * cfg.sample_size     # reservoir: all offered
-    assert loaded.ema.updates == model.ema.updates == 6
-    for (name, a), b in zip(loaded.ema.model.state_dict().items(), model.ema.model.state_dict().values()):
-        assert torch.equal(a, b), name
-    ema_w, net_w = loaded.ema.model.state_dict(), loaded.net.state_dict()
-    assert any(not torch.equal(ema_w[k], net_w[k]) for k in net_w)           # EMA really is its own copy
-    for k, v in model.net.state_dict().items():
-        assert torch.equal(net_w[k], v)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
     assert torch.equal(loaded.sampler.start_chains(4)[0], model.sampler.start_chains(4)[0])   # generator, augmenter
 
-    no_ema = {k: v for k, v in raw.items() if k != "ema"}
-    with pytest.raises(CheckpointError, match="no EMA weights"):
-        AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16)).on_load_checkpoint(no_ema)
+    # resuming a run whose training had finished runs no training step (nor Lightning's hand-over
+    # of the average at the end of training): the module still ends with the averaged weights
+    again = _fit(AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16)), cfg, tmp_path, ckpt=str(ckpt))
+    for k, v in model.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+
+    # the chapter's former hand-written EMA: checkpoints with its key "ema", configs with sample_with_ema
+    with pytest.raises(CheckpointError, match="older version.*own EMA"):
+        AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16)).on_load_checkpoint({**raw, "ema": {"decay": 0.9}})
+    with pytest.raises(CheckpointError, match="older version.*sample_with_ema"):
+        AdvancedJEM({**cfg.to_dict(), "sample_with_ema": False}, num_classes=3, img_shape=(1, 16, 16))
     old_format = {**raw, "state_dict": {"net." + k[len("cnn."):]: v for k, v in raw["state_dict"].items()}}
     with pytest.raises(CheckpointError, match="older version"):
         AdvancedJEM(cfg, num_classes=3, img_shape=(1, 16, 16)).on_load_checkpoint(old_format)
@@ -204,36 +250,31 @@ def test_checkpoint_round_trip_keeps_buffer_and_ema(tmp_path):
 RESUME = [
     {"ema_decay": 0.9, "kl_weight": 1.0, "entropy_weight": 0.5, "augment_init": True, "buffer_scheme": "reservoir",
      "temperature": 0.8},
-    {"mode": "jem_cond", "chain_init": "data", "augment_init": True, "kl_weight": 1.0, "ema_decay": 0.9,
-     "sample_with_ema": True},
+    {"mode": "jem_cond", "chain_init": "data", "augment_init": True, "kl_weight": 1.0, "ema_decay": 0.9},
 ]
 
 
 @pytest.mark.parametrize("changes", RESUME, ids=["persistent", "data"])
 def test_a_resumed_run_continues_exactly(tmp_path, changes):
     """Two epochs in one go == one epoch, then resumed from its checkpoint for the second."""
-    from glyph_ebm.training import build_trainer
-
     cfg = advanced_config("smoke", **TINY, epochs=2, max_steps_per_epoch=3, **changes)
-    x, y = _data()
 
     def fit(config, run_dir, ckpt=None):
         torch.manual_seed(0)
-        model = AdvancedJEM(config, num_classes=3, img_shape=(1, 16, 16))
-        trainer = build_trainer(config, run_dir, enable_progress_bar=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            trainer.fit(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=8), ckpt_path=ckpt)
-        return model
+        return _fit(AdvancedJEM(config, num_classes=3, img_shape=(1, 16, 16)), config, run_dir, ckpt=ckpt)
 
     straight = fit(cfg, tmp_path / "straight")
     first = fit(cfg.replace(epochs=1), tmp_path / "halves")
     resumed = fit(cfg, tmp_path / "halves", ckpt=str(tmp_path / "halves" / "checkpoints" / "last.ckpt"))
     assert not torch.equal(first.sampler.buffer, straight.sampler.buffer)        # (the second epoch did something)
-    for name, a in straight.state_dict().items():
+    for name, a in straight.state_dict().items():                                 # the averaged weights
         assert torch.equal(a, resumed.state_dict()[name]), name
-    for name, a in straight.ema.model.state_dict().items():
-        assert torch.equal(a, resumed.ema.model.state_dict()[name]), name
+    s_ckpt, r_ckpt = (torch.load(tmp_path / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+                      for run in ("straight", "halves"))
+    for name, a in s_ckpt["current_model_state"].items():                         # the trained weights
+        assert torch.equal(a, r_ckpt["current_model_state"][name]), name
+        assert not torch.equal(a, straight.state_dict()[name]), name
+    assert int(s_ckpt["averaging_state"]["n_averaged"]) == int(r_ckpt["averaging_state"]["n_averaged"]) == 6
     s, r = straight.sampler.state_dict(), resumed.sampler.state_dict()
     assert s.keys() == r.keys() and "augment" in s
     for key in s:

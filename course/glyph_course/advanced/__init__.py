@@ -14,7 +14,6 @@ chapter needs more. One short module per idea:
 * :mod:`.augment`    - class-preserving glyph augmentations (shift, rotate, scale, stroke
   weight, blur, contrast; no flips);
 * :mod:`.multiscale` - energies at full, half and quarter resolution, summed;
-* :mod:`.ema`        - an exponential moving average of the weights, used for sampling;
 * :mod:`.spectral`   - spectral normalisation of every conv/linear layer;
 * :mod:`.chains`     - the three chain starts (persistent buffer, data, noise) compared;
 * :mod:`.losses`     - the chapter's loss terms: IGEBM's softmax weights (as a correction of
@@ -22,7 +21,10 @@ chapter needs more. One short module per idea:
 * :mod:`.restore`    - inpainting and denoising with clamped pixels;
 * :mod:`.compose`    - cross-class mapping and compositional generation (sums of energies);
 * :mod:`.config`, :mod:`.training` - :class:`AdvancedConfig` and ``AdvancedJEM``, the
-  exercise's ``JEM`` subclassed, with every switch;
+  exercise's ``JEM`` subclassed, with every switch; the exponential moving average of the
+  weights (``ema_decay``) is Lightning's ``EMAWeightAveraging`` callback, which
+  :func:`glyph_ebm.training.build_trainer` adds: after fitting, the module's weights are the
+  averaged ones;
 * :mod:`.ablate`     - ``glyph-course ablate``: an ablation table in the spirit of Table 2 of
   Du et al. (2021).
 

@@ -17,9 +17,10 @@ Runs (all from the exercise's quick JEM; each row trains from scratch with the s
   alternatives rather than steps (improved CD *removes* spectral normalisation once the KL term
   is in): ``spectral``, ``softmax_ml``, ``reservoir``.
 
-Each run is evaluated with its :meth:`~.training.AdvancedJEM.eval_model` (the EMA copy when EMA
-is on): test accuracy, OOD AUROC per set (energy score), and IS/FID of long-run samples from
-noise judged by the cached glyph classifier (:func:`glyph_course.metrics.glyph_classifier`).
+Each run is evaluated with its trained network (for ``ema``: the averaged weights, which
+Lightning's ``EMAWeightAveraging`` puts into the module when fitting ends): test accuracy, OOD
+AUROC per set (energy score), and IS/FID of long-run samples from noise judged by the cached
+glyph classifier (:func:`glyph_course.metrics.glyph_classifier`).
 
 Output folder: ``settings.json``; ``<run>/result.json`` (written atomically when the run is
 finished; a finished run is skipped when the command is repeated, an unfinished one resumes from
@@ -43,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glyph_ebm.datasets import spread_subset
 from glyph_ebm.errors import GlyphEBMError
 from ..longjob import add_threads_option, run_long_job
 from glyph_ebm.files import start_afresh, write_json, write_text
@@ -153,7 +155,7 @@ class Bench:
         self.dm.setup()
         self.test_x, self.test_y = self.dm.tensors("test")
         n = settings.ood_n if settings.ood_n is not None else len(self.test_x)
-        self.id_x = self.test_x[:n]
+        self.id_x = self.test_x[torch.as_tensor(spread_subset(len(self.test_x), n, settings.seed))]   # every class
 
     @cached_property
     def ood_sets(self) -> dict[str, torch.Tensor]:
@@ -217,7 +219,7 @@ def evaluate_run(model, bench: Bench, settings: AblationSettings, run_dir: Path)
     from .. import metrics
 
     t0 = time.time()
-    net = model.eval_model().eval()
+    net = model.net.eval()
     samples = model.generate(settings.gen_samples, seed=settings.seed).cpu()
     quality = metrics.sample_quality(bench.judge, samples, bench.test_x)
     plots.image_grid(samples[:64], run_dir / "samples.png",

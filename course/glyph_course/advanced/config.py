@@ -2,8 +2,11 @@
 
 :class:`AdvancedConfig` *is* a :class:`~glyph_ebm.config.TrainConfig` (same fields, profiles,
 ``to_dict``/``from_dict``) with the chapter's switches added, each **off** by default, so that
-``AdvancedConfig()`` trains the exercise's JEM. The SGLD gradient clip is the base field
-``sgld_grad_clip`` (the quick profile clips at 0.03, as IGEBM does; ``None`` = off).
+``AdvancedConfig()`` trains the exercise's JEM. Two techniques of the chapter are base fields:
+the SGLD gradient clip ``sgld_grad_clip`` (the quick profile clips at 0.03, as IGEBM does;
+``None`` = off) and the EMA of the weights ``ema_decay`` (0 = off; Lightning's
+``EMAWeightAveraging``, added by :func:`glyph_ebm.training.build_trainer`, see
+:mod:`.training`). ``ema_decay`` counts among the chapter's :meth:`~AdvancedConfig.switches`.
 """
 from __future__ import annotations
 
@@ -28,8 +31,6 @@ class AdvancedConfig(TrainConfig):
     augment_init: bool = False        # chains from the buffer (or data) start from an augmented copy
     augment_every: int = 0            # long-run generation: augmentation jump every N SGLD steps (0 = off)
     multiscale: bool = False          # energy = sum over full, half and quarter resolution networks
-    ema_decay: float = 0.0            # EMA of the weights, used for generation and evaluation (0 = off)
-    sample_with_ema: bool = False     # also run the training chains with the EMA model
     buffer_scheme: str = "persistent"  # "persistent" (exercise) or "reservoir" (improved CD)
     chain_init: str = "persistent"    # "persistent" (buffer), "data" (CD-k from data), "noise" (short-run)
     # implicit generation (IGEBM, Du & Mordatch 2019)
@@ -49,10 +50,6 @@ class AdvancedConfig(TrainConfig):
             raise ConfigError(f"entropy_samples must be at least 1, got {self.entropy_samples}")
         if self.augment_every < 0:
             raise ConfigError(f"augment_every must be >= 0 (0 = off), got {self.augment_every}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
-        if self.sample_with_ema and self.ema_decay == 0:
-            raise ConfigError("sample_with_ema needs an EMA model: set ema_decay (e.g. 0.999)")
         choices = {"buffer_scheme": SCHEMES, "chain_init": INITS, "ml_loss": ML_LOSSES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -68,11 +65,21 @@ class AdvancedConfig(TrainConfig):
         return self.kl_weight > 0 or self.entropy_weight > 0
 
     def switches(self) -> dict:
-        """The chapter's switches that differ from their defaults, ``{name: value}``."""
-        base = {f.name for f in dataclasses.fields(TrainConfig)}
+        """The chapter's switches (:func:`switch_names`) that differ from their defaults, ``{name: value}``."""
         defaults = AdvancedConfig.__dataclass_fields__
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in base and getattr(self, f.name) != defaults[f.name].default}
+        return {name: getattr(self, name) for name in switch_names()
+                if getattr(self, name) != defaults[name].default}
+
+
+#: fields of the exercise's TrainConfig that are techniques of the chapter, counted as its switches
+BASE_SWITCHES = ("ema_decay",)
+
+
+def switch_names() -> list[str]:
+    """The chapter's switches: the fields :class:`AdvancedConfig` adds to :class:`TrainConfig`,
+    then :data:`BASE_SWITCHES`."""
+    base = {f.name for f in dataclasses.fields(TrainConfig)}
+    return [f.name for f in dataclasses.fields(AdvancedConfig) if f.name not in base] + list(BASE_SWITCHES)
 
 
 def advanced_config(profile: str = "quick", **overrides) -> AdvancedConfig:

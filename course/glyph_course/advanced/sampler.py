@@ -23,7 +23,7 @@ through :func:`glyph_course.reference.reference`. Nothing of them is written aga
 * :meth:`past_samples` (the entropy term's neighbours) and :meth:`kl_path`, the differentiable
   last step(s) of improved CD's KL term: the exercise's step is run, and its result is given
   the graph of the move to the parameters;
-* the EMA model for the chains (``chain_model``) and, in :meth:`state_dict`, the augmenter's state.
+* in :meth:`state_dict`, the augmenter's state.
 
 The class is built on first use (:func:`sampler_class`, or ``ChapterSampler`` from this module),
 so importing the module runs no exercise code. Chains for other uses (restoration, composition,
@@ -136,13 +136,11 @@ class ChapterSamplerMixin:
         augment: augmenter for chains that start from the buffer or from data (None = off).
         kl_steps: the last steps of each :meth:`sample` chain that go through :meth:`kl_path`.
         entropy_samples: past samples drawn from the buffer per :meth:`sample` call (0 = none).
-        chain_model: the network the (non-differentiated) chains follow, e.g. an EMA copy;
-            None = ``self.model``.
     """
 
     def __init__(self, *args, temperature: float = 1.0, scheme: str = "persistent", fresh: str | None = None,
                  chain_init: str = "persistent", augment: Callable | None = None, kl_steps: int = 0,
-                 entropy_samples: int = 0, chain_model: nn.Module | None = None, **kwargs):
+                 entropy_samples: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         fresh = fresh or ("gaussian" if scheme == "persistent" else "uniform")
         for name, value, allowed in (("buffer scheme", scheme, SCHEMES), ("fresh-chain noise", fresh, FRESH),
@@ -157,7 +155,6 @@ class ChapterSamplerMixin:
             raise ConfigError("kl_steps and entropy_samples must be >= 0")
         self.temperature, self.scheme, self.fresh, self.chain_init = float(temperature), scheme, fresh, chain_init
         self.augment, self.kl_steps, self.entropy_samples = augment, int(kl_steps), int(entropy_samples)
-        self.chain_model = chain_model
         self.data: tuple[torch.Tensor, torch.Tensor | None] | None = None   # (images, labels) for data starts
         self.last: Chains | None = None
 
@@ -202,7 +199,7 @@ class ChapterSamplerMixin:
             temperature: ``T`` for this call (default: the sampler's).
             observed: ``(x_obs, mask)``; pixels with ``mask == 1`` stay exactly ``x_obs``.
             energy_fn: ``x -> f(x)`` (shape ``(B,)``) followed instead of the model (``y`` unused).
-            model: the network to follow instead of ``self.model`` (e.g. the EMA copy).
+            model: the network to follow instead of ``self.model``.
             augment_every, augment: ``x <- augment(x)`` after every ``augment_every`` steps.
         """
         t = self.temperature if temperature is None else float(temperature)
@@ -344,8 +341,8 @@ class ChapterSamplerMixin:
     def sample(self, steps: int = 20, step_size: float = 1.0, noise: float = 0.01,
                y: torch.Tensor | None = None) -> torch.Tensor:
         """The exercise's ``sample`` (same arguments and result) with the chapter's chains:
-        starts by ``chain_init``, the ``chain_model`` for all but the last ``kl_steps`` steps,
-        those through :meth:`kl_path`, finished chains to the buffer by ``scheme``. The details
+        starts by ``chain_init``, all but the last ``kl_steps`` steps by :meth:`langevin`, those
+        through :meth:`kl_path`, finished chains to the buffer by ``scheme``. The details
         are kept in :attr:`last` (a :class:`Chains`)."""
         n = self.sample_size if y is None else len(y)
         x0, slots = self.start_chains(n, y)
@@ -353,7 +350,7 @@ class ChapterSamplerMixin:
         if self.entropy_samples and len(self.buffer):
             past = self.past_samples(self.entropy_samples).to(x0.device)
         k = min(self.kl_steps, int(steps))
-        x = self.langevin(x0, int(steps) - k, step_size, noise, y=y, model=self.chain_model)
+        x = self.langevin(x0, int(steps) - k, step_size, noise, y=y)
         x_kl = self.kl_path(x, k, step_size, noise, y=y) if k else None
         if x_kl is not None:
             x = x_kl.detach()
