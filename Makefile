@@ -46,7 +46,7 @@ demo: $(STAMP)
 	cd solutions && ../$(PY) ex3_main.py --profile quick --out ../runs/demo --overwrite
 
 test: $(STAMP) $(MATHJAX) chromium
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=25
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -ra -m "not slow"

@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from glyph_course import metrics
 from glyph_course.compression.distill import StudentEnergy, distill, transfer_set
-from glyph_course.compression.study import load_subject
+from glyph_course.subject import load_subject
 from glyph_ebm.datasets import to_tensor
 from glyph_ebm.ood import make_ood_sets
 

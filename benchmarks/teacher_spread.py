@@ -18,7 +18,7 @@ import torch
 
 from distill_sweep import evaluation_data
 from glyph_course import metrics
-from glyph_course.compression.study import load_subject
+from glyph_course.subject import load_subject
 
 
 def main(runs: list[str]) -> None:

@@ -42,6 +42,7 @@ class TrainConfig:
     lr_decay: float = 0.97            # multiplicative lr decay per epoch
     grad_clip: float = 0.0            # clip the parameter-gradient norm (0 = off)
     real_noise: float = 0.0           # std of Gaussian noise added to the real training images (0 = off)
+    ema_decay: float = 0.0            # exponential moving average of the weights (Lightning's EMAWeightAveraging), 0 = off
     max_steps_per_epoch: Optional[int] = None  # limit batches per epoch (tests, smoke runs)
     min_steps: Optional[int] = 880    # train at least this many steps: small data sets get more epochs
     max_time_s: Optional[float] = None          # stop training after this many seconds
@@ -58,11 +59,12 @@ class TrainConfig:
     sgld_grad_clip: Optional[float] = 0.03  # clamp input gradients elementwise (None = off): moves <= 0.3/step
     buffer_size: int = 1000           # small: each chain is revisited every ~30 steps
     reinit_frac: float = 0.05
+    start_augment: float = 0.0        # share of chain starts zoomed, turned, shifted, faded first (0 = off)
     channels_last: bool = True        # channels-last conv weights: same math, ~1.2-1.5x faster SGLD on CPU
     init_std: float = 1.0             # fresh chains start from N(0, init_std^2), clamped to [-1, 1]
     # evaluation / generation
     gen_steps: int = 256              # K for long-run generation
-    gen_samples: int = 64
+    gen_samples: int = 256            # long-run samples (judged: inception score, classes recognised)
     ood_n: Optional[int] = None       # images per OOD set (None = size of the test split)
     # hardware
     accelerator: str = "auto"
@@ -85,6 +87,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.sgld_steps < 0:
             raise ConfigError(f"sgld_steps must be >= 0, got {self.sgld_steps}")
+        if not 0.0 <= self.start_augment <= 1.0:
+            raise ConfigError(f"start_augment must be in [0, 1], got {self.start_augment}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if not self.real_noise >= 0:
             raise ConfigError(f"real_noise must be >= 0 (0 = off), got {self.real_noise}")
 
@@ -114,7 +120,7 @@ PROFILES: dict[str, dict] = {
         epochs=60, min_steps=None, hidden=32, batch_size=128, lr=1e-4, beta1=0.0, sample_size=128, px_weight=1.0,
         grad_clip=0.1, real_noise=0.005, init_std=1.0, channels_last=False,
         sgld_steps=60, step_size=10.0, noise=0.005, sgld_grad_clip=0.03, buffer_size=8192,
-        warmup_epochs=0.0, lr_decay=0.97, gen_steps=512, gen_samples=64,
+        warmup_epochs=0.0, lr_decay=0.97, gen_steps=512, gen_samples=256,
     ),
     "smoke": dict(
         small=True, epochs=2, min_steps=None, max_steps_per_epoch=4, batch_size=32, sample_size=8,

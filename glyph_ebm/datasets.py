@@ -136,3 +136,12 @@ def _exact_quotas(counts: np.ndarray, totals: tuple[int, int, int]) -> np.ndarra
                                  "while keeping a training image in every class")
     quotas[:, 0] = counts - quotas[:, 1:].sum(axis=1)
     return quotas
+
+
+def spread_subset(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``n`` of ``n_total`` images drawn at random (all of them when ``n`` is
+    ``None`` or not smaller). The splits are ordered by class, so a plain ``x[:n]`` would hold
+    the first few letters only."""
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])

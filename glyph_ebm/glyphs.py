@@ -274,6 +274,49 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
+#: Out-of-distribution crops made by the same press and scanner (see :mod:`glyph_ebm.ood`):
+#: ``blank`` paper, ink ``blots`` and stains on paper, crops ``between`` two letters (each half
+#: cut off), ``degraded`` glyphs (worn, broken type; a blurred scan) and ``symbols`` that are not
+#: letters of the set (punctuation, signs and ligatures of the same types).
+OOD_STYLES: dict[str, dict] = {
+    "blank": {"content": "none"},
+    "blots": {"content": "none", "blots": (2, 6), "stain_p": 0.6},
+    "between": {"content": "pair"},
+    "degraded": {"starved": (0.62, 0.74), "breaks": (5, 12), "blur": 2.5},
+    "symbols": {"content": "symbol"},
+}
+#: Marks the symbols are drawn from (each font contributes those it has): signs, punctuation
+#: big enough to see, and ligatures and letter forms that are not classes of the set.
+SYMBOLS = "&?§¶()[]*!%#+/†‡¿¡ſﬁﬂﬀﬆæœß"
+
+
+def _style_code(style: str) -> int:
+    return 1 + sorted(OOD_STYLES).index(style)
+
+
+@lru_cache(maxsize=None)
+def _symbols(font_path: str) -> str:
+    """The marks of :data:`SYMBOLS` that ``font_path`` really has (not its "missing glyph" box)."""
+    font = ImageFont.truetype(font_path, _REF_FONT_SIZE)
+    missing = font.getmask("\uffff").getbbox()
+    return "".join(c for c in SYMBOLS if font.getmask(c).getbbox() not in (None, missing))
+
+
+@lru_cache(maxsize=256)
+def _pair(font_path: str, left: str, right: str, gap: float) -> tuple[np.ndarray, int, int]:
+    """Ink bitmap of two letters on one baseline with ``gap`` x-heights between them, padded so
+    that the middle of the gap is the middle of the bitmap."""
+    (a, _, ay), (b, _, by) = _glyph(font_path, left), _glyph(font_path, right)
+    space = max(1, int(round(gap * _x_height(font_path))))
+    top = min(ay, by)
+    height = max(ay + a.shape[0], by + b.shape[0]) - top
+    half = max(a.shape[1], b.shape[1]) + space // 2 + 1
+    out = np.zeros((height, 2 * half), np.float32)
+    _paste_max(out, a, half - space // 2 - a.shape[1], ay - top)
+    _paste_max(out, b, half + (space - space // 2), by - top)
+    return out, 0, top
+
+
 def render_glyph(letter: str, seed: int, index: int, size: int = IMAGE_SIZE) -> np.ndarray:
     """Render one degraded glyph: a uint8 ``(size, size)`` array, 0 = ink, 255 = paper.
 
@@ -290,21 +333,37 @@ def render_glyph(letter: str, seed: int, index: int, size: int = IMAGE_SIZE) -> 
 
 
 def _render(letter: str, seed: int, index: int, size: int,
-            fonts: tuple[tuple[str, str, float], ...]) -> np.ndarray:
-    rng = np.random.default_rng([seed, index])
+            fonts: tuple[tuple[str, str, float], ...], style: str | None = None) -> np.ndarray:
+    """One crop: the glyph ``letter`` (``style=None``), or one of the out-of-distribution kinds of
+    :data:`OOD_STYLES` printed and scanned the same way (then ``letter`` is not used)."""
+    knobs = OOD_STYLES[style] if style else {}
+    rng = np.random.default_rng([seed, index] if style is None else [seed, index, _style_code(style)])
     u = rng.uniform
 
     # --- type, crop resolution and geometry ---------------------------------------------
     weights = np.array([f[2] for f in fonts], dtype=np.float64)
     font_path = fonts[int(rng.choice(len(fonts), p=weights / weights.sum()))][0]
     res = int(rng.integers(round(40 * size / 56), round(120 * size / 56) + 1))
-    glyph, gx, gy = _glyph(font_path, letter)
+    content = knobs.get("content", "letter")
+    if content == "symbol":
+        marks = _symbols(font_path)
+        letter = marks[int(rng.integers(len(marks)))]
+    if content == "pair":        # two neighbouring letters, the crop centred on the gap between them
+        glyph, gx, gy = _pair(font_path, *(_NEIGHBOUR_LETTERS[int(k)] for k in rng.choice(26, 2, p=_NEIGHBOUR_P)),
+                              gap=u(0.05, 0.15))
+    else:
+        glyph, gx, gy = _glyph(font_path, "x" if content == "none" else letter)
     scale = res * u(0.40, 0.52) / _x_height(font_path)
     hscale = u(0.85, 1.15)
     gh, gw = glyph.shape
-    # capitals and long letters must still fit the crop
-    scale = min(scale, 0.86 * res / gh, 0.9 * res / (gw * hscale))
+    # capitals and long letters must still fit the crop (a pair is cut by the crop on purpose)
+    if content == "pair":         # letters as large as in a glyph crop, so each is cut in half
+        scale = min(scale * u(1.3, 1.6), 0.86 * res / gh)
+    else:
+        scale = min(scale, 0.86 * res / gh, 0.9 * res / (gw * hscale))
     sx, sy = scale * hscale, scale
+    if content == "none":
+        glyph = np.zeros_like(glyph)
 
     pad = res // 2
     side = res + 2 * pad
@@ -321,7 +380,7 @@ def _render(letter: str, seed: int, index: int, size: int,
 
     # --- bits of neighbouring letters at the crop borders -------------------------------
     for side_name, prob in (("right", 0.3), ("left", 0.3), ("above", 0.1), ("below", 0.1)):
-        if u() >= prob:
+        if u() >= prob or content in ("none", "pair"):
             continue
         if side_name in ("left", "right"):
             nl = _NEIGHBOUR_LETTERS[int(rng.choice(26, p=_NEIGHBOUR_P))]
@@ -364,6 +423,8 @@ def _render(letter: str, seed: int, index: int, size: int,
              + u(0.03, 0.10) * _smooth_noise(rng, h, w, res / u(1.6, 2.6)))
     # < 0.5: ink squeezed out and spread; > 0.5: thin, starved strokes
     thresh = u(0.32, 0.62)
+    if "starved" in knobs:          # worn type and too little ink: strokes fall apart
+        thresh = u(*knobs["starved"])
     ink = np.clip((mb + rough - thresh) / 0.07 + 0.5, 0.0, 1.0)
 
     # --- broken type: small gaps along the strokes ---------------------------------------
@@ -373,6 +434,15 @@ def _render(letter: str, seed: int, index: int, size: int,
             k = int(rng.integers(len(ys)))
             r = u(0.6, 1.5) * px * 1.4
             ink *= 1.0 - _disc(h, w, ys[k], xs[k], r, soft=0.8 * px)
+    if len(ys) and "breaks" in knobs:
+        for _ in range(int(rng.integers(*knobs["breaks"]))):
+            k = int(rng.integers(len(ys)))
+            ink *= 1.0 - _disc(h, w, ys[k], xs[k], u(1.5, 3.5) * px, soft=0.8 * px)
+    if "blots" in knobs:            # ink blots dropped on the page
+        for _ in range(int(rng.integers(*knobs["blots"]))):
+            blob = _disc(h, w, u(0.15, 0.85) * h, u(0.15, 0.85) * w, u(2.0, 9.0) * px, soft=1.5 * px)
+            blob *= np.clip(1.0 + 0.8 * _smooth_noise(rng, h, w, res / (3 * px)), 0.0, 1.0)
+            np.maximum(ink, blob, out=ink)
 
     # --- ink blotches and specks ---------------------------------------------------------
     if u() < 0.3:
@@ -398,7 +468,7 @@ def _render(letter: str, seed: int, index: int, size: int,
     # --- paper: tone, large-scale unevenness, stains, show-through, grain ----------------
     paper_tone = u(192, 240)
     paper = paper_tone + u(1.5, 7) * _smooth_noise(rng, h, w, u(1.5, 3))
-    if u() < 0.15:   # foxing / water stain
+    if u() < knobs.get("stain_p", 0.15):   # foxing / water stain
         stain = _blur(_disc(h, w, u(0, h), u(0, w), u(0.15, 0.4) * res, 0.1 * res), 0.05 * res)
         paper -= u(10, 30) * stain
     if u() < 0.15:   # show-through of a letter printed on the other side
@@ -414,7 +484,7 @@ def _render(letter: str, seed: int, index: int, size: int,
     img = paper * (1.0 - a) + ink_tone * a
 
     # --- scan: blur, resize to the output size, contrast, sensor noise -------------------
-    img = _blur(img, u(0.25, 0.8) * px)
+    img = _blur(img, u(0.25, 0.8) * px * knobs.get("blur", 1.0))
     img = _resize(img, size, size)
     contrast = u(0.85, 1.15)
     mean = float(img.mean())
@@ -427,10 +497,10 @@ def _render(letter: str, seed: int, index: int, size: int,
 # many glyphs, in parallel
 # ----------------------------------------------------------------------------------------
 def _render_chunk(args) -> np.ndarray:
-    letters, seed, start, size, fonts = args
+    letters, seed, start, size, fonts, style = args
     out = np.empty((len(letters), size, size), np.uint8)
     for i, letter in enumerate(letters):
-        out[i] = _render(letter, seed, start + i, size, fonts)
+        out[i] = _render(letter, seed, start + i, size, fonts, style)
     return out
 
 
@@ -447,12 +517,16 @@ def _default_workers(n: int) -> int:
 
 
 def render_many(labels: np.ndarray, seed: int, progress: bool = False,
-                workers: int | None = None, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Render image ``i`` as ``render_glyph(CLASSES[labels[i]], seed, i)`` for every ``i``.
+                workers: int | None = None, size: int = IMAGE_SIZE, style: str | None = None) -> np.ndarray:
+    """Render image ``i`` as ``render_glyph(CLASSES[labels[i]], seed, i)`` for every ``i``, or,
+    with ``style`` (one of :data:`OOD_STYLES`), ``len(labels)`` crops of that kind (the labels
+    are then not used).
 
     ``workers`` processes (default: the CPUs available, 1 for small jobs) render chunks of
     the index range; the pixels do not depend on it.
     """
+    if style is not None and style not in OOD_STYLES:
+        raise ConfigError(f"unknown crop style {style!r}; choose one of {', '.join(OOD_STYLES)}")
     seed = _check_seed(seed)
     labels = np.asarray(labels, dtype=np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES)):
@@ -460,14 +534,15 @@ def render_many(labels: np.ndarray, seed: int, progress: bool = False,
     fonts, _ = _fonts()
     n = len(labels)
     letters = [CLASSES[k] for k in labels]
-    tasks = [(letters[s:s + _CHUNK], seed, s, size, fonts) for s in range(0, n, _CHUNK)]
+    tasks = [(letters[s:s + _CHUNK], seed, s, size, fonts, style) for s in range(0, n, _CHUNK)]
     workers = _default_workers(n) if workers is None else int(workers)
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     out = np.empty((n, size, size), np.uint8)
     from tqdm import tqdm
 
-    with tqdm(total=n, desc="generating glyphs", unit="img", file=sys.stderr,
+    with tqdm(total=n, desc="generating glyphs" if style is None else f"generating {style} crops", unit="img",
+              file=sys.stderr,
               disable=not progress) as bar:
         if workers == 1 or len(tasks) <= 1:
             for t in tasks:

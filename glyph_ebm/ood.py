@@ -14,7 +14,18 @@ rotated     ID glyphs rotated by 90 degrees (``np.rot90``; clockwise or anticloc
 flipped     ID glyphs flipped upside-down (vertical flip, ``img[::-1, :]``)
 small       ID glyphs shrunk (antialiased bilinear) by 0.35-0.55, centred on their paper colour
 digits      scikit-learn's bundled 8x8 handwritten digits, upscaled, dark ink on white paper
+blank       crops of blank paper (no ink), printed and scanned like the glyphs
+blots       ink blots and stains on paper, no letter
+between     crops cut between two letters: the right part of one, the left part of the next
+degraded    glyphs of worn, broken type with too little ink, scanned out of focus
+symbols     marks of the same types that are not letters of the set: signs, punctuation,
+            ligatures (``& ? § ¶ ( ) ſ ﬁ ﬀ æ`` ...)
 ==========  ====================================================================================
+
+The last five are what a course with real scans meets when a page is cut into glyph crops.
+They are drawn by the glyph generator itself (:data:`glyph_ebm.glyphs.OOD_STYLES`: the same
+fonts, press and scanner), so only the content differs from the glyphs; at most
+:data:`RENDERED_MAX` images each, cached next to the glyph set.
 
 Every set is a ``uint8`` array ``(n, H, W)`` in the package convention (0 = ink, 255 = paper),
 so it goes through exactly the same :func:`glyph_ebm.datasets.to_tensor` as the test data.
@@ -43,7 +54,11 @@ import numpy as np
 
 from .errors import ConfigError
 
-OOD_SETS: tuple[str, ...] = ("noise", "uniform", "rotated", "flipped", "small", "digits")
+OOD_SETS: tuple[str, ...] = ("noise", "uniform", "rotated", "flipped", "small", "digits",
+                             "blank", "blots", "between", "degraded", "symbols")
+#: the sets drawn by the glyph generator (at most RENDERED_MAX images each, cached)
+RENDERED: tuple[str, ...] = ("blank", "blots", "between", "degraded", "symbols")
+RENDERED_MAX = 1000
 
 _DESCRIPTIONS = {
     "noise": "Gaussian noise (mean 127.5, std 64)",
@@ -52,6 +67,11 @@ _DESCRIPTIONS = {
     "flipped": "test glyphs flipped upside-down",
     "small": "test glyphs shrunk to 35-55% of their size",
     "digits": "handwritten digits (scikit-learn), dark on light",
+    "blank": "blank paper",
+    "blots": "ink blots and stains",
+    "between": "crops between two letters",
+    "degraded": "worn, broken, blurred glyphs",
+    "symbols": "signs, punctuation, ligatures",
 }
 
 NOISE_MEAN = 127.5
@@ -131,12 +151,45 @@ def _digit_bank(h: int, w: int) -> np.ndarray:
     return bank
 
 
+def source_indices(name: str, n_id: int, n: int | None = None, seed: int = 0) -> np.ndarray:
+    """Which ID images (indices into the ``n_id`` images given to :func:`make_ood_sets`) the
+    ``rotated``, ``flipped`` or ``small`` set of that call was made from, in order."""
+    if name not in ("rotated", "flipped", "small"):
+        raise ConfigError(f"the {name!r} set is not made from ID images")
+    return _pick(n_id, n_id if n is None else int(n), _rng(seed, name))
+
+
+def rendered_set(kind: str, n: int, size: int, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """``n`` crops of ``kind`` (one of :data:`RENDERED`), uint8 ``(n, size, size)``, from the glyph
+    generator; cached in the glyph cache folder (the first call renders them)."""
+    from .files import atomic_write
+    from .glyphs import GENERATOR_VERSION, _cache_dir, render_many
+
+    from .glyphs import OOD_STYLES, SYMBOLS
+
+    style = zlib.crc32(repr((OOD_STYLES[kind], SYMBOLS if kind == "symbols" else "")).encode("utf-8"))
+    path = _cache_dir() / f"ood-v{GENERATOR_VERSION}-{kind}-{style:08x}-seed{seed}-n{n}-{size}px.npz"
+    if path.exists():
+        try:
+            with np.load(path) as data:
+                images = data["images"]
+            if images.shape == (n, size, size):
+                return images
+        except (OSError, ValueError, KeyError):
+            pass                                   # a broken cache file is rebuilt
+    images = render_many(np.zeros(n, dtype=np.int64), seed, progress=progress, size=size, style=kind)
+    with atomic_write(path, binary=True) as fh:
+        np.savez_compressed(fh, images=images)
+    return images
+
+
 def make_ood_sets(id_images: np.ndarray, n: int | None = None, seed: int = 0,
                   names=OOD_SETS) -> dict[str, np.ndarray]:
     """Build OOD image sets matching ``id_images`` (uint8 ``(N, H, W)``, ink dark, paper light).
 
-    Returns ``{name: uint8 array (n, H, W)}`` in the order of ``names``; ``n`` defaults to
-    ``len(id_images)``. Deterministic for a given ``seed``.
+    Returns ``{name: uint8 array (n, H, W)}`` in the order of ``names`` (the rendered sets hold
+    at most :data:`RENDERED_MAX` images); ``n`` defaults to ``len(id_images)``. Deterministic for
+    a given ``seed``.
     """
     x = np.asarray(id_images)
     if x.ndim != 3 or x.dtype != np.uint8:
@@ -161,6 +214,10 @@ def make_ood_sets(id_images: np.ndarray, n: int | None = None, seed: int = 0,
         elif name == "digits":
             bank = _digit_bank(h, w)
             out[name] = bank[rng.integers(0, len(bank), size=n)]
+        elif name in RENDERED:
+            if h != w:
+                raise ValueError(f"the {name} OOD set needs square images; got {h}x{w}")
+            out[name] = rendered_set(name, min(n, RENDERED_MAX), h, seed)
         else:
             src = x[_pick(len(x), n, rng)] if n else x[:0]
             if name == "rotated":

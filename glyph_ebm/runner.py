@@ -206,6 +206,8 @@ def train_and_evaluate(exercise: Exercise, cfg: TrainConfig, run_dir: Path, resu
     import pytorch_lightning as pl
     import torch
 
+    from .datasets import spread_subset
+    from .judge import load_judge, sample_quality
     from .training import build_trainer
 
     if not isinstance(exercise, Exercise):
@@ -260,8 +262,12 @@ def train_and_evaluate(exercise: Exercise, cfg: TrainConfig, run_dir: Path, resu
     gen = ex3.run_generation(cnn, K=cfg.gen_steps, n=cfg.gen_samples, step_size=model.step_size,
                              noise=cfg.noise, img_shape=dm.img_shape, out_dir=run_dir,
                              seed=cfg.seed, init_std=cfg.init_std, grad_clip=cfg.sgld_grad_clip)
+    judge = load_judge(dm.classes)
+    if judge is not None:         # the embedded glyph set: which letters do the samples look like?
+        metrics["samples"] = {**sample_quality(judge, gen["samples"]), "n": int(len(gen["samples"])),
+                              "steps": int(cfg.gen_steps)}
     ood_sets = ex3_ood.get_ood_sets(dm.splits.test_x, n=cfg.ood_n, seed=cfg.seed)
-    id_images = test_x if cfg.ood_n is None else test_x[:cfg.ood_n]
+    id_images = test_x[torch.as_tensor(spread_subset(len(test_x), cfg.ood_n, cfg.seed))]   # every class
     ood = ex3.run_ood_analysis(cnn, id_images, ood_sets, out_dir=run_dir)
     prev = {}
     if (run_dir / "metrics.json").exists():
@@ -292,6 +298,10 @@ def summary(metrics: dict, run_dir: Path) -> str:
              f"{metrics['train_seconds']:.0f} s; divergence rollbacks: {metrics['guard_rollbacks']}"]
     if metrics.get("test_accuracy") is not None:
         lines.append(f"test accuracy      {metrics['test_accuracy']:.4f}")
+    if metrics.get("samples"):
+        q = metrics["samples"]
+        lines.append(f"samples ({q['n']}, {q['steps']} SGLD steps from noise): inception score "
+                     f"{q['inception_score']:.1f}, {q['classes_covered']} of {metrics['num_classes']} classes recognised")
     lines.append("OOD AUROC (energy score, ID=0 / OOD=1):")
     for name, v in metrics["ood_auroc"].items():
         lines.append(f"  {name:<10} {v:.4f}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_warn
@@ -161,8 +161,11 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks=(), enable_progress
     """A ``pl.Trainer`` for one run folder: CSV log in ``run_dir/logs``, atomic
     ``run_dir/checkpoints/last.ckpt`` after every epoch, RNG states and divergence guard."""
     run_dir = Path(run_dir)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
-                           every_n_epochs=1, save_on_train_epoch_end=True)
+    # one file, checkpoints/last.ckpt, rewritten at the end of every epoch (save_last with
+    # save_top_k=0 only writes it when training ends: an interrupted run would lose everything)
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                           save_last=False, every_n_epochs=1, save_on_train_epoch_end=True,
+                           enable_version_counter=False)
     max_time = None
     if cfg.max_time_s:
         s = int(cfg.max_time_s)
@@ -178,7 +181,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callbacks=(), enable_progress
         precision=cfg.precision,
         gradient_clip_val=cfg.grad_clip or None,
         callbacks=[ckpt, RNGState(), DivergenceGuard(cfg.energy_limit),
-                   *([RealImageNoise(cfg.real_noise, cfg.seed)] if cfg.real_noise > 0 else []), *callbacks],
+                   *([RealImageNoise(cfg.real_noise, cfg.seed)] if cfg.real_noise > 0 else []),
+                   *([EMAWeightAveraging(decay=cfg.ema_decay)] if cfg.ema_decay > 0 else []), *callbacks],
         logger=CSVLogger(str(run_dir), name="logs", version=""),
         plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,

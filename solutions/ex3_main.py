@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from glyph_ebm import plots
+from glyph_ebm.augment import ChainStartAugment
 from glyph_ebm.config import TrainConfig
 
 from ex3_model import CNNModel
@@ -75,12 +76,16 @@ class MCMCSampler:
         init_std: standard deviation of the fresh-chain Gaussian.
         grad_clip: clamp the input gradient elementwise to ``[-grad_clip, grad_clip]`` (None = off).
         seed: seed of the sampler's own random generator (part of its state for exact resume).
+        channels_last: run the convolutions on channels-last tensors (faster on a CPU, same result).
+        start_transform: ``(x0, generator) -> x0`` applied to the starts before the Langevin steps
+            (given; e.g. :class:`glyph_ebm.augment.ChainStartAugment`), or None.
     """
 
     def __init__(self, model: nn.Module, img_shape, sample_size: int, max_len: int = 10000,
                  reinit_frac: float = 0.05, init_std: float = 0.01, grad_clip: float | None = None,
-                 seed: int = 0, channels_last: bool = False):
+                 seed: int = 0, channels_last: bool = False, start_transform=None):
         self.model = model
+        self.start_transform = start_transform
         self.img_shape = tuple(img_shape)
         self.sample_size = int(sample_size)
         self.max_len = int(max_len)
@@ -213,6 +218,8 @@ class MCMCSampler:
         """
         n = self.sample_size if y is None else len(y)
         x0, slots = self.sample_initial(n, y)
+        if self.start_transform is not None:     # augmented chain starts (see glyph_ebm.augment)
+            x0 = self.start_transform(x0, getattr(self, "generator", None))
         x = self.langevin(x0, steps, step_size, noise, y=y)
         self.update_buffer(x, slots, y)
         return x
@@ -257,7 +264,9 @@ class JEM(pl.LightningModule):
         self.sampler = MCMCSampler(self.cnn, self.img_shape, config.sample_size,
                                    max_len=config.buffer_size, reinit_frac=config.reinit_frac,
                                    init_std=config.init_std, grad_clip=config.sgld_grad_clip,
-                                   seed=config.seed, channels_last=config.channels_last)
+                                   seed=config.seed, channels_last=config.channels_last,
+                                   start_transform=ChainStartAugment(config.start_augment)
+                                   if config.start_augment > 0 else None)
         self.step_size = config.step_size   # lowered by the divergence guard when needed
 
     def forward(self, x, y=None):

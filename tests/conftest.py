@@ -42,3 +42,9 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The book build runs last: its notebooks then find the glyph set and the judge classifier
+    that earlier tests generated in the test cache, as a reader's second build would."""
+    items.sort(key=lambda item: item.path.name == "test_book.py")

@@ -46,6 +46,18 @@ def pages(site):
     return sorted(p for p in site.rglob("*.html") if not {"_static", "_sources", "_images"} & set(p.parts))
 
 
+def test_every_notebook_ran_in_under_five_minutes(site):
+    """The build executed every notebook of notebooks/ in a fresh kernel (jupyter-cache records
+    how long each took), each within the course's promise of five minutes on a CPU."""
+    from jupyter_cache import get_cache
+
+    seconds = {Path(r.uri).stem: r.data.get("execution_seconds")
+               for r in get_cache(str(BOOK / "_build" / ".jupyter_cache")).list_cache_records()}
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert seconds.get(nb.stem) is not None, f"{nb.name} was not executed by the build"
+        assert seconds[nb.stem] < 300, f"{nb.name} took {seconds[nb.stem]:.0f} s; the course promises under 300 s"
+
+
 def test_every_chapter_is_built_and_notebooks_have_their_figures(site):
     built = {p.relative_to(site).as_posix() for p in pages(site)}
     for name in ("intro", "theory/ebm", "theory/sampling", "theory/training", "theory/jem", "theory/ood",

@@ -8,7 +8,8 @@ import torch
 
 from glyph_course.cli import main as cli_main
 from glyph_course.compression import report
-from glyph_course.compression.study import StudyConfig, load_subject, run_study
+from glyph_course.compression.study import StudyConfig, run_study
+from glyph_course.subject import load_subject
 from glyph_ebm.errors import GlyphEBMError
 
 TINY = dict(methods=("quantize", "prune", "distill"), ratios=(0.5,),

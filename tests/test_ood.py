@@ -1,14 +1,14 @@
 """Tests for glyph_ebm.ood (out-of-distribution test sets). ID fixtures are made here."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
 
 from glyph_ebm.datasets import to_tensor
 from glyph_ebm.errors import ConfigError
-from glyph_ebm.ood import OOD_SETS, describe, make_ood_sets
+from glyph_ebm.glyphs import GENERATOR_VERSION
+from glyph_ebm.ood import OOD_SETS, RENDERED, RENDERED_MAX, describe, make_ood_sets, rendered_set
 
 PAPER, INK = 228, 18
 
@@ -43,7 +43,8 @@ def ink(a: np.ndarray) -> np.ndarray:
 
 
 def test_keys_shapes_dtypes(id_images, sets):
-    assert OOD_SETS == ("noise", "uniform", "rotated", "flipped", "small", "digits")
+    assert OOD_SETS == ("noise", "uniform", "rotated", "flipped", "small", "digits",
+                        "blank", "blots", "between", "degraded", "symbols")
     assert tuple(sets) == OOD_SETS
     for name, a in sets.items():
         assert a.dtype == np.uint8, name
@@ -182,11 +183,78 @@ def test_sets_differ_from_id(id_images, sets):
         assert diff > 5, (name, diff)
 
 
-def test_fast_enough():
+def test_full_size_sets():
     x = fake_glyphs(2426, seed=5)
-    make_ood_sets(x[:5])  # warm the sklearn import and digit cache
-    t0 = time.perf_counter()
     out = make_ood_sets(x)
-    elapsed = time.perf_counter() - t0
-    assert all(len(a) == 2426 for a in out.values())
-    assert elapsed < 4.0, elapsed
+    assert all(len(a) == (min(2426, RENDERED_MAX) if name in RENDERED else 2426) for name, a in out.items())
+
+
+# -- the sets drawn by the glyph generator -------------------------------------------------------
+@pytest.fixture(scope="module")
+def crops():
+    """40 real glyphs and 40 crops of every rendered kind, at the glyphs' size."""
+    from glyph_ebm.glyphs import CLASSES, render_many
+
+    glyphs = render_many(np.arange(40) % len(CLASSES), seed=0)
+    return glyphs, {kind: rendered_set(kind, 40, 56, seed=0) for kind in RENDERED}
+
+
+def dark(a: np.ndarray) -> np.ndarray:
+    """Share of clearly inked pixels per image (darker than the paper by a margin)."""
+    paper = np.median(a.reshape(len(a), -1), axis=1)[:, None, None]
+    return (a < paper - 60).mean(axis=(1, 2))
+
+
+def test_rendered_sets_are_deterministic_and_cached(crops, tmp_path, monkeypatch):
+    _, made = crops
+    monkeypatch.setenv("GLYPH_EBM_CACHE", str(tmp_path))
+    for kind in RENDERED:
+        first = rendered_set(kind, 12, 56, seed=3)
+        assert len(list(tmp_path.glob(f"ood-v{GENERATOR_VERSION}-{kind}-*-seed3-n12-56px.npz"))) == 1
+        assert np.array_equal(first, rendered_set(kind, 12, 56, seed=3))            # from the cache
+        assert not np.array_equal(first, rendered_set(kind, 12, 56, seed=4))
+    kinds = list(RENDERED)
+    for a, b in zip(kinds, kinds[1:]):
+        assert not np.array_equal(made[a], made[b]), (a, b)
+
+
+def test_blank_crops_have_no_ink_and_blots_have_blobs_but_no_letter(crops):
+    glyphs, made = crops
+    assert np.median(dark(made["blank"])) < 0.002 < np.median(dark(glyphs))
+    blots = dark(made["blots"])
+    assert (blots > 0.005).mean() > 0.9                       # ink on (almost) every crop
+    assert np.median(dark(made["blank"])) < np.median(blots)
+
+
+def test_crops_between_letters_have_ink_at_both_sides(crops):
+    glyphs, made = crops
+
+    def both_sides(a):
+        paper = np.median(a.reshape(len(a), -1), axis=1)[:, None, None]
+        inked = a < paper - 60
+        return (inked[:, :, :14].mean(axis=(1, 2)) > 0.01) & (inked[:, :, -14:].mean(axis=(1, 2)) > 0.01)
+
+    assert both_sides(made["between"]).mean() > 0.7
+    assert both_sides(made["between"]).mean() > both_sides(glyphs).mean() + 0.3
+
+
+def test_degraded_glyphs_are_blurred_and_broken(crops):
+    glyphs, made = crops
+
+    def sharpness(a):
+        a = a.astype(float)
+        return (np.abs(np.diff(a, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(a, axis=2)).mean(axis=(1, 2)))
+
+    assert np.median(sharpness(made["degraded"])) < 0.6 * np.median(sharpness(glyphs))
+    assert np.median(dark(made["degraded"])) < np.median(dark(glyphs))
+
+
+def test_symbols_are_marks_of_the_types_that_are_no_letters_of_the_set(crops):
+    from glyph_ebm.glyphs import CLASSES, SYMBOLS, _fonts, _symbols
+
+    assert not set(SYMBOLS) & set(CLASSES)
+    for path, name, _ in _fonts()[0]:
+        marks = _symbols(path)
+        assert marks and set(marks) <= set(SYMBOLS), name
+    _, made = crops
+    assert (dark(made["symbols"]) > 0.01).mean() > 0.9       # something is printed on every crop

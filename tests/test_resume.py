@@ -29,3 +29,25 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     assert torch.equal(a["sampler"]["generator"], b["sampler"]["generator"])
     assert m1["ood_auroc"] == m2["ood_auroc"]
     assert m1["test_accuracy"] == m2["test_accuracy"]
+
+
+def test_the_checkpoint_is_written_after_every_epoch(tmp_path, monkeypatch):
+    """An interrupted run keeps its last finished epoch: checkpoints/last.ckpt exists (and holds
+    that epoch) at the start of every epoch after the first, not only when training ends."""
+    from pytorch_lightning.callbacks import Callback
+
+    from glyph_ebm import training
+
+    seen = []
+
+    class Peek(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+            seen.append(torch.load(path, map_location="cpu", weights_only=False)["epoch"] if path.exists() else None)
+
+    build = training.build_trainer
+    monkeypatch.setattr(training, "build_trainer",
+                        lambda cfg, run_dir, callbacks=(), **kw: build(cfg, run_dir, callbacks=(*callbacks, Peek()), **kw))
+    train_and_evaluate(ex3_main, profile_config("smoke", epochs=3, max_steps_per_epoch=2), tmp_path / "run",
+                       progress=False)
+    assert seen == [None, 0, 1]

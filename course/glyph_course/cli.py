@@ -128,7 +128,8 @@ def _template(argv) -> int:
 
 
 def _compress(argv) -> int:
-    from .compression.study import METHODS, STRATEGIES, StudyConfig, load_subject, run_study
+    from .compression.study import METHODS, STRATEGIES, StudyConfig, run_study
+    from .subject import load_subject
     from .longjob import add_threads_option, run_long_job
 
     p = argparse.ArgumentParser(prog="glyph-course compress",
@@ -193,6 +194,12 @@ def _similarity(argv) -> int:
     return similarity_main(argv)
 
 
+def _ood(argv) -> int:
+    from .ood_study import main as ood_main
+
+    return ood_main(argv)
+
+
 def _judge(argv) -> int:
     from .metrics import write_judge
 
@@ -216,14 +223,15 @@ def _pretrained(argv) -> int:
 
 COMMANDS = {"template": _template, "release": _release, "grade": _grade, "autograde": _autograde,
             "export": _export, "similarity": _similarity, "compress": _compress, "ablate": _ablate,
-            "pretrained": _pretrained, "judge": _judge}
-USAGE = """usage: glyph-course {template,release,grade,autograde,export,similarity,compress,ablate,pretrained,judge} [options]
+            "pretrained": _pretrained, "judge": _judge, "ood": _ood}
+USAGE = """usage: glyph-course {template,release,grade,autograde,export,similarity,ood,compress,ablate,pretrained,judge} [options]
   template    regenerate ex3/ and the graded notebook from their sources (--check: only compare)
   release     build the student kit (release folder, zip, wheel) and check it for leaks
   grade       grade one folder of exercise files with nbgrader (--json for scores)
   autograde   grade a folder of submissions (one sub-folder per student), --jobs N at once
   export      grades for Canvas, Moodle, Gradescope (results.json, autograder bundle) or nbgrader's export
   similarity  pairwise similarity of the students' code, an HTML report of the flagged pairs
+  ood         compare OOD scores of a trained model on every OOD set (RUN/ood/)
   compress    quantize, prune and distill a trained model (RUN/compression/)
   ablate      train the advanced-training ablation (runs/ablation/)
   pretrained  export the notebooks' pretrained model from a run folder
