@@ -44,6 +44,18 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def environment_put_back():
+    """Every test leaves ``os.environ`` as it found it. A dask ``LocalCluster`` sets
+    ``OMP_NUM_THREADS=1`` (and more) in the process that starts it, which made every training
+    subprocess of the later tests run on one core."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def pytest_collection_modifyitems(config, items):
     """The book build runs last: its notebooks then find the glyph set and the judge classifier
     that earlier tests generated in the test cache, as a reader's second build would."""

@@ -76,9 +76,9 @@ def test_a_dask_cluster_grades_the_batch(tmp_path, one_at_a_time):
     course = autograde.make_course(tmp_path / "course")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        executor = batch.scheduler_executor(cluster.scheduler_address)
-        results = autograde.autograde(_submissions(tmp_path / "subs"), course, executor=executor, feedback=False,
-                                      progress=lambda *_: None)
+        with batch.scheduler_executor(cluster.scheduler_address) as executor:
+            results = autograde.autograde(_submissions(tmp_path / "subs"), course, executor=executor,
+                                          feedback=False, progress=lambda *_: None)
         assert client.scheduler_info()["workers"], "the cluster had workers"
     assert _grades(results) == one_at_a_time
 

@@ -2,6 +2,7 @@
 tries to read the reference, the gradebook or another student's files, to open a network
 connection, to fork without end or to fill the disk gets nothing, costs only the task its code
 belongs to, and the batch goes on with the gradebook intact. Graded with two jobs at once."""
+import re
 import socket
 import threading
 
@@ -80,6 +81,11 @@ def graded(tmp_path_factory, listener):
                       "with open('filler.bin', 'wb') as fh:\n    for _ in range(3000):\n"
                       "        fh.write(b'x' * 2 ** 20)\nfound = '3 GB written'"),
     }
+    # two kernels that only report the user id they run under (3.2b fails with it)
+    for name in ("uid_a", "uid_b"):
+        cases.build([cases.Edit("ex3_model.py", "        # BEGIN SOLUTION 3.2b",
+                                "        raise RuntimeError(f'kernel uid {__import__(\"os\").getuid()}')\n"
+                                "        # BEGIN SOLUTION 3.2b")], subs / name / "ex3")
     tasks = {}
     for name, (task, file, anchor, body) in attempts.items():
         indent = anchor[:len(anchor) - len(anchor.lstrip())]
@@ -104,6 +110,18 @@ def test_an_attempt_gets_nothing_and_costs_only_its_own_task(graded, name):
     assert all(result.tasks[t][0] == result.tasks[t][1] for t in TASKS if t != task), result.report()
     messages = " ".join(m for ms in result.messages.values() for m in ms)
     assert LEAK not in messages and "blocked" in messages, result.report()
+
+
+def test_every_kernel_runs_under_a_user_id_of_its_own(graded):
+    """Process limits count per user: kernels sharing an id would share one limit, and a fork bomb
+    next door would keep an honest kernel from starting its threads."""
+    _, results, _ = graded
+    uids = []
+    for name in ("uid_a", "uid_b"):
+        found = re.findall(r"kernel uid (\d+)", " ".join(results[name].messages["3.2b"]))
+        assert found, results[name].report()
+        uids.append(int(found[0]))
+    assert len(set(uids)) == 2 and 0 not in uids, uids
 
 
 def test_no_connection_reached_the_machine(graded, listener):

@@ -89,8 +89,12 @@ def _autograde(argv) -> int:
     args = p.parse_args(argv)
     executor = batch.scheduler_executor(args.scheduler) if args.scheduler else None
     print(f"grading sandbox: {'off' if args.no_sandbox else sandbox.level()} (see glyph_course/grading/sandbox.py)")
-    results = autograde(args.submissions, args.course, timeout=args.timeout, jobs=args.jobs, executor=executor,
-                        contained=False if args.no_sandbox else None, progress_bar=True)
+    try:
+        results = autograde(args.submissions, args.course, timeout=args.timeout, jobs=args.jobs, executor=executor,
+                            contained=False if args.no_sandbox else None, progress_bar=True)
+    finally:
+        if executor is not None:
+            executor.shutdown()
     print(summary(results))
     for r in results:
         for note in r.notes:

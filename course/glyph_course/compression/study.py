@@ -75,6 +75,7 @@ class StudyConfig:
     gen_samples: int = 256             # SGLD samples per model for IS / FID
     gen_steps: int | None = None       # SGLD steps from noise (None = the run's gen_steps)
     ood_n: int = 1000                  # images per OOD set
+    ood_sets: tuple[str, ...] | None = None   # the OOD sets scored (None = every set of glyph_ebm.ood)
     latency_repeats: int = 20
     seed: int = 0
 
@@ -112,7 +113,7 @@ class Bench:
 
     def __init__(self, subject: Subject, study: StudyConfig, sample_fn: Callable | None = None):
         from glyph_ebm.datasets import to_tensor
-        from glyph_ebm.ood import make_ood_sets
+        from glyph_ebm.ood import OOD_SETS, make_ood_sets
 
         self.subject, self.study = subject, study
         splits = subject.splits
@@ -120,7 +121,8 @@ class Bench:
         test_np, test_y = splits.split("test")
         self.train_x, self.train_y = to_tensor(train_np), torch.as_tensor(train_y).long()
         self.test_x, self.test_y = to_tensor(test_np), torch.as_tensor(test_y).long()
-        self.ood = {k: to_tensor(v) for k, v in make_ood_sets(test_np, n=study.ood_n, seed=study.seed).items()}
+        self.ood = {k: to_tensor(v) for k, v in make_ood_sets(test_np, n=study.ood_n, seed=study.seed,
+                                                                       names=study.ood_sets or OOD_SETS).items()}
         self.calibration = self.train_x[torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(0))[:1024]]
         self.latency_batch = self.test_x[:256]
         self.classifier = metrics.glyph_classifier(splits, seed=study.seed)

@@ -191,7 +191,8 @@ def run_jobs(jobs: list[GradingJob], done: Callable[[dict], None], workers: int 
 
 def scheduler_executor(address: str) -> Executor:
     """A ``dask.distributed`` client's executor for the scheduler at ``address`` (needs the
-    optional extra ``glyph-course[dask]``; every worker needs the course tooling installed)."""
+    optional extra ``glyph-course[dask]``; every worker needs the course tooling installed).
+    Its ``shutdown()`` (or the end of a ``with`` block) closes the client."""
     from glyph_ebm.errors import GlyphEBMError
 
     try:
@@ -203,7 +204,15 @@ def scheduler_executor(address: str) -> Executor:
     except (OSError, TimeoutError) as exc:
         raise GlyphEBMError(f"no dask scheduler answers at {address} ({type(exc).__name__}); start one with "
                             "`dask scheduler` and workers with `dask worker ADDRESS`") from None
-    return client.get_executor()
+    executor = client.get_executor()
+    stop = executor.shutdown
+
+    def shutdown(wait: bool = True, **kwargs) -> None:     # shutting the executor down ends the client too
+        stop(wait=wait, **kwargs)
+        client.close()
+
+    executor.shutdown = shutdown
+    return executor
 
 
 def remove_tree(path: Path) -> None:

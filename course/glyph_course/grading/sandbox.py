@@ -42,9 +42,10 @@ _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 
 _FIRST_UID = 61000
 
 
-def first_uid() -> int:
-    """The first of the user ids the kernels run under (one per kernel)."""
-    return _FIRST_UID
+def kernel_uid(pid: int) -> int:
+    """The user id of the kernel started by the process ``pid`` (as the host sees it): kernels
+    that run at the same time get different ids, so one's process limit never binds another."""
+    return _FIRST_UID + pid % 30000
 
 
 @dataclass
@@ -187,10 +188,10 @@ def main(argv=None) -> int:
     if level() == "namespaces" and "--inside" not in head:
         inner = [shutil.which("unshare"), "--mount", "--net", "--pid", "--fork", "--kill-child",
                  sys.executable, "-m", "glyph_course.grading.sandbox", config_path, str(connection), "--inside",
-                 "--", *command]
+                 f"--uid={kernel_uid(os.getpid())}", "--", *command]
         os.execv(inner[0], inner)
     if "--inside" in head:
-        uid = _FIRST_UID + os.getppid() % 30000
+        uid = int(next(a for a in head if a.startswith("--uid=")).split("=", 1)[1])   # inside, the parent is 0
         private = confine_files(config, Path.cwd(), connection, uid)
         command = [str(private) if part == str(connection) else part for part in command]
         os.environ[SANDBOX_ENV] = "namespaces"      # the checks reap stray processes after each task

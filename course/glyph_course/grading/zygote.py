@@ -78,7 +78,7 @@ def _run_kernel(request: dict) -> None:
     cwd = Path(request["cwd"])
     os.chdir(cwd)
     config = sandbox.SandboxConfig.from_file(request["config"])
-    uid = sandbox.first_uid() + os.getppid() % 30000
+    uid = request["uid"]
     private = sandbox.confine_files(config, cwd, Path(request["connection"]), uid)
     os.environ[sandbox.SANDBOX_ENV] = "namespaces"
     os.setgroups([])
@@ -100,6 +100,9 @@ def _run_kernel(request: dict) -> None:
 def _handle(conn: socket.socket) -> None:
     """A handler (a fork of the zygote): start one contained kernel, wait for it, report."""
     request = _recv_request(conn)
+    # a user id of its own (the process limit counts per user): from this handler's pid, which is
+    # unique on the machine; inside the new PID namespace every kernel is PID 1 and sees parent 0
+    request["uid"] = sandbox.kernel_uid(os.getpid())
     _unshare(_CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWPID)
     kernel = os.fork()
     if kernel == 0:
