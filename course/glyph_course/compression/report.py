@@ -223,9 +223,25 @@ def pick_showcase(rows: list[dict]) -> list[dict]:
     return chosen
 
 
-def side_by_side(rows: list[dict], out_dir: Path, path: Path) -> Path | None:
-    from .study import load_samples
+def samples_path(out_dir, name: str) -> Path:
+    """Where the study keeps the samples of row ``name`` (uint8 ``(N, H, W)``, key ``samples``)."""
+    return Path(out_dir) / "rows" / f"{name}.npz"
 
+
+def load_samples(out_dir, name: str):
+    """The stored samples of row ``name`` as a float tensor ``(N, 1, H, W)`` in [-1, 1] (None if
+    that row was not sampled)."""
+    import torch
+
+    path = samples_path(out_dir, name)
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        a = data["samples"].astype(np.float32)
+    return torch.from_numpy(a / 127.5 - 1.0)[:, None]
+
+
+def side_by_side(rows: list[dict], out_dir: Path, path: Path) -> Path | None:
     chosen = [(r, load_samples(out_dir, r["name"])) for r in pick_showcase(rows)]
     chosen = [(r, s) for r, s in chosen if s is not None]
     if not chosen:

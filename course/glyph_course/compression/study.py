@@ -280,19 +280,10 @@ def run_study(subject: Subject, out_dir: str | os.PathLike, study: StudyConfig |
         row = {"name": job.name, "method": job.method, "variant": job.variant, "ratio": job.ratio,
                "finetuned": job.finetuned, **row, "build_s": build_s, "eval_s": time.time() - t0 - build_s}
         if samples is not None:
-            np.savez_compressed(rows_dir / f"{job.name}.npz", samples=_to_uint8(samples[:32]))
+            np.savez_compressed(report.samples_path(out, job.name), samples=_to_uint8(samples[:32]))
         write_json(row_path, row, indent=1)
         rows.append(row)
         log(f"[{i}/{len(jobs)}] {job.name}: " + report.one_line(row) + f"  ({time.time() - t0:.0f} s)")
     report.write_all(rows, out, study)
     log(f"compression study done in {time.time() - t_start:.0f} s: {out / 'results.md'}")
     return rows
-
-
-def load_samples(out_dir: str | os.PathLike, name: str) -> torch.Tensor | None:
-    """The stored samples of row ``name`` as ``(N, 1, H, W)`` in [-1, 1] (None if not sampled)."""
-    path = Path(out_dir) / "rows" / f"{name}.npz"
-    if not path.exists():
-        return None
-    a = np.load(path)["samples"].astype(np.float32)
-    return torch.from_numpy(a / 127.5 - 1.0)[:, None]
