@@ -2,6 +2,7 @@
 tries to read the reference, the gradebook or another student's files, to open a network
 connection, to fork without end or to fill the disk gets nothing, costs only the task its code
 belongs to, and the batch goes on with the gradebook intact. Graded with two jobs at once."""
+import os
 import re
 import socket
 import threading
@@ -122,6 +123,21 @@ def test_every_kernel_runs_under_a_user_id_of_its_own(graded):
         assert found, results[name].report()
         uids.append(int(found[0]))
     assert len(set(uids)) == 2 and 0 not in uids, uids
+
+
+def test_the_zygote_and_its_kernels_write_to_a_log_not_to_an_unread_pipe(graded):
+    """The zygote's stdout was a pipe its parent stops reading after the ready line; kernels forked
+    from it inherit it, and after about 140 kernels the pipe was full and the next one hung."""
+    from glyph_course.grading import zygote
+
+    if not zygote.available():
+        pytest.skip("grading here does not use the zygote")
+    zygote.socket_path()                              # the (already started) zygote of this process
+    pid = zygote._zygote["proc"].pid
+    for fd in (1, 2):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        assert not target.startswith("pipe:"), (fd, target)
+    assert os.readlink(f"/proc/{pid}/fd/1").endswith("kernels.log")
 
 
 def test_no_connection_reached_the_machine(graded, listener):

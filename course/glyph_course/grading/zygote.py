@@ -149,6 +149,14 @@ def serve(socket_path: str) -> None:
     server.bind(socket_path)
     server.listen(64)
     print("ready", flush=True)
+    # From here on nobody reads the pipe the "ready" line went through. The forked kernels inherit
+    # stdout and print to it; once 64 KiB had gone unread (about 140 kernels) the next kernel
+    # blocked on its first write and nbgrader gave up on it. Their output goes to a log instead.
+    log = os.open(os.path.join(os.path.dirname(socket_path), "kernels.log"),
+                  os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
     while True:
         conn, _ = server.accept()
         if os.fork() == 0:
