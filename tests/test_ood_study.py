@@ -10,7 +10,7 @@ import torch.nn as nn
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from glyph_course import ood_study
+from glyph_course import metrics, ood_study
 from glyph_course.paths import PRETRAINED
 from glyph_ebm.checks.toys import QuadraticEnergy, constant_images
 
@@ -82,12 +82,12 @@ def test_metrics_against_sklearn_and_by_hand():
     rng = np.random.default_rng(1)
     id_scores, ood_scores = rng.normal(0, 1, 300), rng.normal(1.5, 1, 200)
     labels = np.r_[np.zeros(300), np.ones(200)]
-    got = ood_study.detection_metrics(id_scores, ood_scores)
+    got = metrics.detection_metrics(id_scores, ood_scores)
     assert got["auroc"] == pytest.approx(roc_auc_score(labels, np.r_[id_scores, ood_scores]))
     assert got["aupr"] == pytest.approx(average_precision_score(labels, np.r_[id_scores, ood_scores]))
     # FPR at 95 % TPR: the threshold keeps the 95 lowest-scored of 100 ID images (score <= 95),
     # and two of the four OOD images (50, 95) fall below it
-    assert ood_study.fpr_at_tpr(np.arange(1.0, 101.0), np.array([50.0, 96.0, 200.0, 95.0])) == 0.5
+    assert metrics.fpr_at_tpr(np.arange(1.0, 101.0), np.array([50.0, 96.0, 200.0, 95.0])) == 0.5
 
 
 def test_real_letter_share_needs_a_letter_partner_and_the_judges_agreement():

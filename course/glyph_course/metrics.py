@@ -6,7 +6,8 @@ Model-agnostic: every function takes any ``nn.Module`` whose ``forward(x, y=None
 * size and parameters: :func:`model_size_bytes` (the serialised ``state_dict``, what a file on
   disk holds), :func:`parameter_count` (non-zero and total);
 * speed: :func:`scoring_latency` (median CPU time to score one batch and one image);
-* quality: :func:`accuracy`, :func:`ood_auroc` (energy score, ID label 0 / OOD label 1);
+* quality: :func:`accuracy`, :func:`ood_auroc` (energy score, ID label 0 / OOD label 1),
+  :func:`detection_metrics` (AUROC, AUPR, FPR at 95 % TPR of any two score arrays);
 * samples: :func:`inception_score` and :func:`frechet_distance` on the logits and features of
   our own glyph classifier (:func:`glyph_classifier`, trained once by this code and cached, as the
   compression report does; no Inception weights, nothing downloaded).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import time
 from pathlib import Path
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from glyph_ebm.judge import GlyphClassifier, inception_score  # noqa: F401  (the judge's home)
 
@@ -102,15 +104,26 @@ def energies(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     return (-_batched(lambda b: model(b).float(), x)).cpu().double().numpy()
 
 
+def fpr_at_tpr(id_scores: np.ndarray, ood_scores: np.ndarray, tpr: float = 0.95) -> float:
+    """Share of OOD images scored at or below the threshold that keeps ``tpr`` of the ID images
+    (ID is the positive class; lower is better)."""
+    ordered = np.sort(np.asarray(id_scores, dtype=np.float64))
+    threshold = ordered[max(0, math.ceil(tpr * len(ordered)) - 1)]     # the lowest that keeps tpr of ID
+    return float((np.asarray(ood_scores) <= threshold).mean())
+
+
+def detection_metrics(id_scores: np.ndarray, ood_scores: np.ndarray) -> dict[str, float]:
+    """``{"auroc", "aupr", "fpr95"}`` of telling OOD (label 1, higher score) from ID (label 0)."""
+    labels = np.r_[np.zeros(len(id_scores)), np.ones(len(ood_scores))]
+    scores = np.r_[id_scores, ood_scores]
+    return {"auroc": float(roc_auc_score(labels, scores)), "aupr": float(average_precision_score(labels, scores)),
+            "fpr95": fpr_at_tpr(id_scores, ood_scores)}
+
+
 def ood_auroc(model: nn.Module, id_x: torch.Tensor, ood_sets: dict) -> dict[str, float]:
     """AUROC of the energy score for ID (label 0) against each OOD set (label 1)."""
     e_id = energies(model, id_x)
-    out = {}
-    for name, images in ood_sets.items():
-        e_ood = energies(model, images)
-        labels = np.r_[np.zeros(len(e_id)), np.ones(len(e_ood))]
-        out[name] = float(roc_auc_score(labels, np.r_[e_id, e_ood]))
-    return out
+    return {name: detection_metrics(e_id, energies(model, images))["auroc"] for name, images in ood_sets.items()}
 
 
 # -- sample quality ---------------------------------------------------------------------------

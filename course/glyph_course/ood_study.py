@@ -51,6 +51,7 @@ import torch.nn as nn
 
 from glyph_ebm.errors import GlyphEBMError, run_command
 from glyph_ebm.files import atomic_write, start_afresh, write_text
+from .metrics import detection_metrics
 
 SCORES = ("energy", "max_softmax", "max_logit", "grad_norm", "mahalanobis", "complexity")
 DESCRIPTIONS = {
@@ -150,25 +151,6 @@ class Mahalanobis:
     def score(self, features: torch.Tensor) -> np.ndarray:
         diff = features.double()[:, None, :] - self.means[None, :, :]           # (N, C, D)
         return torch.einsum("ncd,de,nce->nc", diff, self.precision, diff).min(1).values.numpy()
-
-
-# -- the metrics ----------------------------------------------------------------------------------
-def fpr_at_tpr(id_scores: np.ndarray, ood_scores: np.ndarray, tpr: float = 0.95) -> float:
-    """Share of OOD images scored at or below the threshold that keeps ``tpr`` of the ID images
-    (ID is the positive class; lower is better)."""
-    ordered = np.sort(np.asarray(id_scores, dtype=np.float64))
-    threshold = ordered[max(0, math.ceil(tpr * len(ordered)) - 1)]     # the lowest that keeps tpr of ID
-    return float((np.asarray(ood_scores) <= threshold).mean())
-
-
-def detection_metrics(id_scores: np.ndarray, ood_scores: np.ndarray) -> dict[str, float]:
-    """``{"auroc", "aupr", "fpr95"}`` of telling OOD (label 1, higher score) from ID (label 0)."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    labels = np.r_[np.zeros(len(id_scores)), np.ones(len(ood_scores))]
-    scores = np.r_[id_scores, ood_scores]
-    return {"auroc": float(roc_auc_score(labels, scores)), "aupr": float(average_precision_score(labels, scores)),
-            "fpr95": fpr_at_tpr(id_scores, ood_scores)}
 
 
 def real_letter_share(judge: nn.Module, images: torch.Tensor, sources: list[str], transform: str,
