@@ -6,7 +6,9 @@ the judge's inception score and classes among the long-run samples, training tim
     .venv/bin/python benchmarks/recipe.py --table        # every finished run of runs/recipe/
 
 Each run goes to runs/recipe/NAME (kept; a finished run is not trained again). The table is
-printed as Markdown, for docs/measurements.md.
+printed as Markdown, for docs/recipe.md. Settings are applied on top of today's quick profile,
+which includes glyph_ebm.config.QUICK_RECIPE; the plain recipe the ablation started from is
+``--set start_augment=0 --set reinit_frac=0.05 --set ema_decay=0``.
 """
 from __future__ import annotations
 
@@ -47,7 +49,9 @@ def table() -> str:
     for path in sorted(RUNS.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime):
         m = json.loads(path.read_text())
         q = m.get("samples", {})
-        rows.append([path.parent.name, " ".join(m.get("settings", [])) or "(quick profile)",
+        seed = json.loads((path.parent / "config.json").read_text()).get("seed", 0)
+        settings = [*m.get("settings", []), *([f"seed {seed}"] if seed else [])]
+        rows.append([path.parent.name, " ".join(settings) or "(quick profile)",
                      f"{m['test_accuracy']:.3f}", *(f"{m['ood_auroc'].get(s, float('nan')):.3f}" for s in SETS),
                      f"{q.get('inception_score', float('nan')):.1f}", str(q.get("classes_covered", "")),
                      f"{m.get('wall_seconds', float('nan')):.0f}"])

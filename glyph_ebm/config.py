@@ -2,7 +2,8 @@
 
 A run is described by a :class:`TrainConfig`. Named profiles give sensible starting points:
 
-* ``quick`` - CPU, about 5 minutes of training on 2 cores, a useful JEM (>= 90 % accuracy);
+* ``quick`` - CPU, about 5 minutes on 2 cores, a useful JEM (>= 90 % accuracy): the base settings
+  plus :data:`QUICK_RECIPE`, chosen by an ablation (``benchmarks/recipe.py``, ``docs/recipe.md``);
 * ``full``  - the exercise sheet's setting for a GPU (hours);
 * ``smoke`` - a few steps on the small data set; used by the tests and for a first try.
 
@@ -114,8 +115,15 @@ class TrainConfig:
 #: fresh chains, noise 0.005 on the real images, parameter gradients clipped at 0.1; fresh chains
 #: from N(0, 1) clamped to [-1, 1] (the tutorial: uniform noise; the template's contract is a
 #: Gaussian, and the sheet's std 0.01 makes every fresh chain collapse onto one image).
+#: What the quick profile adds to the plain persistent chains of the base settings, each measured
+#: against the plain recipe on this project's 2-core CPU machine (``docs/recipe.md``): half the chain
+#: starts zoomed, turned, shifted, blurred or faded (the energy learns to reject small and faint
+#: glyphs), a fifth of the chains fresh from noise, and the weights' moving average (more diverse
+#: samples from noise).
+QUICK_RECIPE: dict = dict(start_augment=0.5, reinit_frac=0.2, ema_decay=0.99)
+
 PROFILES: dict[str, dict] = {
-    "quick": dict(),
+    "quick": dict(QUICK_RECIPE),
     "full": dict(
         epochs=60, min_steps=None, hidden=32, batch_size=128, lr=1e-4, beta1=0.0, sample_size=128, px_weight=1.0,
         grad_clip=0.1, real_noise=0.005, init_std=1.0, channels_last=False,

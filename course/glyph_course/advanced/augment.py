@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from glyph_ebm.augment import gaussian_blur
 from glyph_ebm.errors import GlyphEBMError
 
 
@@ -129,9 +130,4 @@ class GlyphAugment:
     def _blur(self, x, mask) -> torch.Tensor:
         if not bool(mask.any()) or self.blur_sigma == 0:
             return x
-        t = torch.tensor([-1.0, 0.0, 1.0], dtype=x.dtype, device=x.device)
-        k1 = torch.exp(-t.pow(2) / (2 * self.blur_sigma ** 2))
-        k1 = k1 / k1.sum()
-        kernel = (k1[:, None] * k1[None, :]).expand(x.shape[1], 1, 3, 3)
-        blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
-        return torch.where(mask.view(-1, 1, 1, 1), blurred, x)
+        return gaussian_blur(x, mask.float().cpu() * self.blur_sigma, radius=1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from glyph_ebm.config import PROFILES, TrainConfig
+from glyph_ebm.config import PROFILES, QUICK_RECIPE, TrainConfig
 from glyph_ebm.errors import ConfigError
 from .losses import ML_LOSSES
 from .sampler import INITS, SCHEMES
@@ -84,12 +84,17 @@ def switch_names() -> list[str]:
 
 def advanced_config(profile: str = "quick", **overrides) -> AdvancedConfig:
     """The :class:`AdvancedConfig` of a named base profile (``quick``, ``full``, ``smoke``) with
-    fields overridden (``None`` values are ignored)."""
+    fields overridden (``None`` values are ignored).
+
+    The chapter's baseline is the exercise's JEM with plain persistent chains: the profile without
+    the quick recipe's additions (:data:`~glyph_ebm.config.QUICK_RECIPE`: augmented chain starts,
+    more fresh chains, EMA), so that each switch of the chapter is measured on its own."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     names = {f.name for f in dataclasses.fields(AdvancedConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ConfigError(f"unknown config field(s) {', '.join(unknown)}")
-    values = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}}
+    plain = {name: TrainConfig.__dataclass_fields__[name].default for name in QUICK_RECIPE}
+    values = {**PROFILES[profile], **plain, **{k: v for k, v in overrides.items() if v is not None}}
     return AdvancedConfig(profile=profile, **values)
