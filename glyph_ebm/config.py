@@ -60,7 +60,7 @@ class TrainConfig:
     sgld_grad_clip: Optional[float] = 0.03  # clamp input gradients elementwise (None = off): moves <= 0.3/step
     buffer_size: int = 1000           # small: each chain is revisited every ~30 steps
     reinit_frac: float = 0.05
-    start_augment: float = 0.0        # share of chain starts zoomed, turned, shifted, faded first (0 = off)
+    start_augment: float = 0.0        # share of chain starts zoomed, turned, shifted, blurred, faded first (0 = off)
     channels_last: bool = True        # channels-last conv weights: same math, ~1.2-1.5x faster SGLD on CPU
     init_std: float = 1.0             # fresh chains start from N(0, init_std^2), clamped to [-1, 1]
     # evaluation / generation
