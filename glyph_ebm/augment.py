@@ -69,7 +69,7 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int | None = Non
     """Blur each image of ``x`` ``(N, C, H, W)`` with a Gaussian of its own width ``sigma[i]``
     (pixels; 0 leaves the image unchanged). The kernel reaches ``radius`` pixels either way
     (default: three widths of the widest blur); borders are extended with their edge values."""
-    sigma = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1)
+    sigma = torch.as_tensor(sigma).detach().to("cpu", torch.float32).reshape(-1)    # widths on any device
     if len(sigma) != len(x):
         raise ValueError(f"one blur width per image: {len(sigma)} widths for {len(x)} images")
     if len(x) == 0 or float(sigma.max()) <= 0:

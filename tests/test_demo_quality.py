@@ -1,8 +1,8 @@
 """The headline promise of `make demo`: the quick profile on the embedded glyph set gives a
 useful JEM on a CPU. Thresholds from the foundation issue: test accuracy >= 0.90, energy AUROC
 >= 0.95 on noise and >= 0.80 on the digits set, every OOD set reported; from issue 17, met by the
-quick recipe (docs/recipe.md): energy AUROC >= 0.85 on shrunken glyphs, samples judged. (Its run time is
-measured in benchmarks/time_to_quality.py, not asserted here.)"""
+quick recipe (docs/recipe.md): energy AUROC >= 0.85 on shrunken glyphs, samples judged. (Its run
+time is measured in benchmarks/time_to_quality.py, not asserted here.)"""
 import json
 
 import pytest

@@ -112,18 +112,27 @@ def fpr_at_tpr(id_scores: np.ndarray, ood_scores: np.ndarray, tpr: float = 0.95)
     return float((np.asarray(ood_scores) <= threshold).mean())
 
 
+def _labelled(id_scores: np.ndarray, ood_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, scores)``: ID labelled 0, OOD labelled 1, scores in the same order."""
+    return np.r_[np.zeros(len(id_scores)), np.ones(len(ood_scores))], np.r_[id_scores, ood_scores]
+
+
+def auroc(id_scores: np.ndarray, ood_scores: np.ndarray) -> float:
+    """AUROC of telling OOD (label 1, higher score) from ID (label 0)."""
+    return float(roc_auc_score(*_labelled(id_scores, ood_scores)))
+
+
 def detection_metrics(id_scores: np.ndarray, ood_scores: np.ndarray) -> dict[str, float]:
     """``{"auroc", "aupr", "fpr95"}`` of telling OOD (label 1, higher score) from ID (label 0)."""
-    labels = np.r_[np.zeros(len(id_scores)), np.ones(len(ood_scores))]
-    scores = np.r_[id_scores, ood_scores]
-    return {"auroc": float(roc_auc_score(labels, scores)), "aupr": float(average_precision_score(labels, scores)),
+    return {"auroc": auroc(id_scores, ood_scores),
+            "aupr": float(average_precision_score(*_labelled(id_scores, ood_scores))),
             "fpr95": fpr_at_tpr(id_scores, ood_scores)}
 
 
 def ood_auroc(model: nn.Module, id_x: torch.Tensor, ood_sets: dict) -> dict[str, float]:
     """AUROC of the energy score for ID (label 0) against each OOD set (label 1)."""
     e_id = energies(model, id_x)
-    return {name: detection_metrics(e_id, energies(model, images))["auroc"] for name, images in ood_sets.items()}
+    return {name: auroc(e_id, energies(model, images)) for name, images in ood_sets.items()}
 
 
 # -- sample quality ---------------------------------------------------------------------------

@@ -128,6 +128,4 @@ class GlyphAugment:
         return x + self.stroke_amount * (target - x)
 
     def _blur(self, x, mask) -> torch.Tensor:
-        if not bool(mask.any()) or self.blur_sigma == 0:
-            return x
-        return gaussian_blur(x, mask.float().cpu() * self.blur_sigma, radius=1)
+        return gaussian_blur(x, mask.float() * self.blur_sigma, radius=1)     # width 0: unchanged
