@@ -64,6 +64,20 @@ def test_mahalanobis_distance_to_the_nearest_class_mean():
     assert np.allclose(gauss.score(points), expected, rtol=0.03)
 
 
+def test_nearest_neighbour_distance_of_normalised_features():
+    """Training features along the four axes (any length): a query on the diagonal is
+    2 sin(pi/8) from the two nearest and 2 cos(pi/8) from the other two, whatever its length."""
+    bank = torch.tensor([[3.0, 0.0], [0.0, 0.5], [-2.0, 0.0], [0.0, -7.0]], dtype=torch.float64)
+    queries = torch.tensor([[1.0, 1.0], [5.0, 5.0], [0.0, 2.0]], dtype=torch.float64)
+    near, far = 2 * math.sin(math.pi / 8), 2 * math.cos(math.pi / 8)
+    assert np.allclose(ood_study.NearestNeighbours(bank, k=1).score(queries, batch_size=2), [near, near, 0.0])
+    assert np.allclose(ood_study.NearestNeighbours(bank, k=3).score(queries), [far, far, 2 ** 0.5])
+    with pytest.raises(Exception, match="k must lie"):
+        ood_study.NearestNeighbours(bank, k=5)
+    # k keeps 1 % of a class: 50 for CIFAR-10's 50,000 images, 3 for the glyphs' 11,319 of 42 classes
+    assert ood_study.knn_k(50_000, 10) == 50 and ood_study.knn_k(11_319, 42) == 3 and ood_study.knn_k(30, 42) == 1
+
+
 def test_penultimate_features_are_the_input_of_the_last_linear_layer():
     class Net(nn.Module):
         def __init__(self):

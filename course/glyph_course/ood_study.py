@@ -15,6 +15,9 @@ compares, on every OOD set of :mod:`glyph_ebm.ood` (higher score = more out-of-d
                           of the network's last linear layer) to a class mean, with one
                           covariance shared by the classes, both fitted on training glyphs
                           (Lee et al. 2018)
+``knn``                   the distance of the image's normalised features to the ``k``-th nearest
+                          normalised feature of a training glyph (Sun et al. 2022); ``k`` keeps
+                          their CIFAR-10 density, 1 % of the images of a class (:func:`knn_k`)
 ``complexity``            ``E(x) - a L(x)``: the energy corrected for the input's complexity
                           ``L(x)``, the bits a lossless image compressor (PNG) needs (Serrà et
                           al. 2020). Their score is a code length minus ``L(x)``, both in bits;
@@ -53,13 +56,14 @@ from glyph_ebm.errors import GlyphEBMError, run_command
 from glyph_ebm.files import atomic_write, start_afresh, write_text
 from .metrics import detection_metrics
 
-SCORES = ("energy", "max_softmax", "max_logit", "grad_norm", "mahalanobis", "complexity")
+SCORES = ("energy", "max_softmax", "max_logit", "grad_norm", "mahalanobis", "knn", "complexity")
 DESCRIPTIONS = {
     "energy": "E(x) = -f(x)",
     "max_softmax": "-max p(y|x)",
     "max_logit": "-max logit",
     "grad_norm": "||grad f(x)||",
     "mahalanobis": "min_c Mahalanobis",
+    "knn": "k-th neighbour distance",
     "complexity": "E(x) - a L_png(x)",
 }
 #: letters whose transform is a letter of the set (in most of the types): upside-down (a
@@ -153,6 +157,29 @@ class Mahalanobis:
         return torch.einsum("ncd,de,nce->nc", diff, self.precision, diff).min(1).values.numpy()
 
 
+def knn_k(n_train: int, n_classes: int) -> int:
+    """``k`` of the nearest-neighbour score for ``n_train`` training images of ``n_classes``
+    classes: 1 % of a class, as ``k = 50`` for CIFAR-10's 5,000 images per class (Sun et al.
+    2022), at least 1. 11,319 glyphs of 42 classes give ``k = 3``."""
+    return max(1, round(0.01 * n_train / max(1, n_classes)))
+
+
+class NearestNeighbours:
+    """Deep nearest neighbours (Sun et al. 2022): features ``(N, D)`` of training images, scaled
+    to unit length; :meth:`score` is the Euclidean distance of each scaled feature to its
+    ``k``-th nearest training feature (higher = further from the data)."""
+
+    def __init__(self, features: torch.Tensor, k: int):
+        if not 1 <= k <= len(features):
+            raise GlyphEBMError(f"k must lie in [1, {len(features)}] (the training features), got {k}")
+        self.bank, self.k = nn.functional.normalize(features.double(), dim=1), int(k)
+
+    def score(self, features: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        queries = nn.functional.normalize(features.double(), dim=1)
+        return torch.cat([torch.cdist(queries[i:i + batch_size], self.bank).kthvalue(self.k, dim=1).values
+                          for i in range(0, len(queries), batch_size)]).numpy()
+
+
 def real_letter_share(judge: nn.Module, images: torch.Tensor, sources: list[str], transform: str,
                       classes: list[str]) -> float:
     """Share of transformed ``images`` (made from glyphs of the letters ``sources``) that are real
@@ -194,12 +221,16 @@ def run_study(subject, out_dir: Path, n: int = 1000, seed: int = 0, overwrite: b
     fit, fit_y = train_x[fit_pick], train_y[fit_pick]
     slope = nats_per_bit(model_scores(model, to_tensor(fit))["energy"], png_bits(fit))
     gauss = Mahalanobis(penultimate_features(model, to_tensor(fit)), torch.as_tensor(fit_y))
+    train_features = torch.cat([penultimate_features(model, to_tensor(train_x[i:i + 4096]))
+                                for i in range(0, len(train_x), 4096)])     # all of them, a chunk at a time
+    neighbours = NearestNeighbours(train_features, knn_k(len(train_x), len(subject.splits.classes)))
     scored: dict[str, dict[str, np.ndarray]] = {}
     with tqdm(total=len(sets) + 1, desc="scoring", unit="set", file=sys.stderr, disable=not progress) as bar:
         for name, images in {"test": test_np, **sets}.items():
             scores = model_scores(model, to_tensor(images))
             scores["complexity"] = complexity_score(scores["energy"], png_bits(images), slope)
-            scores["mahalanobis"] = gauss.score(penultimate_features(model, to_tensor(images)))
+            features = penultimate_features(model, to_tensor(images))
+            scores["mahalanobis"], scores["knn"] = gauss.score(features), neighbours.score(features)
             scored[name] = scores
             bar.update(1)
     ceilings = {}
@@ -294,9 +325,11 @@ def histogram_figure(scored: dict, path: Path) -> Path:
 
     from glyph_ebm import plots
 
-    fig = Figure(figsize=(3.0 * len(SCORES), 3.0))
+    cols = 4
+    rows = math.ceil(len(SCORES) / cols)
+    fig = Figure(figsize=(3.2 * cols, 3.0 * rows))
     for i, score in enumerate(SCORES):
-        ax = fig.add_subplot(1, len(SCORES), i + 1)
+        ax = fig.add_subplot(rows, cols, i + 1)
         values = np.concatenate([v[score] for v in scored.values()])
         lo, hi = np.quantile(values, [0.005, 0.995])
         bins = np.linspace(lo, hi, 50)
@@ -314,7 +347,7 @@ def histogram_figure(scored: dict, path: Path) -> Path:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="glyph-course ood",
                                 description="compare OOD scores (energy, classifier confidence, gradient norm, "
-                                            "complexity-corrected energy) on every OOD set; writes RUN/ood/")
+                                            "feature distances, complexity-corrected energy) on every OOD set; writes RUN/ood/")
     p.add_argument("run", type=Path, help="run folder with checkpoints/last.ckpt (e.g. runs/demo) or a "
                                           "pretrained .pt file (e.g. pretrained/jem_quick.pt)")
     p.add_argument("--n", type=int, default=1000, help="test glyphs and images per OOD set (default 1000)")
