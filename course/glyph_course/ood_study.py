@@ -321,6 +321,7 @@ def roc_figure(scored: dict, path: Path) -> Path:
 
 
 def histogram_figure(scored: dict, path: Path) -> Path:
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     from glyph_ebm import plots
@@ -333,8 +334,9 @@ def histogram_figure(scored: dict, path: Path) -> Path:
         values = np.concatenate([v[score] for v in scored.values()])
         lo, hi = np.quantile(values, [0.005, 0.995])
         bins = np.linspace(lo, hi, 50)
-        for name, v in scored.items():
+        for j, (name, v) in enumerate(scored.items()):        # twelve curves: tab10 would repeat colours
             ax.hist(np.clip(v[score], lo, hi), bins=bins, histtype="step", density=True,
+                    color="black" if name == "test" else colormaps["tab20"](j % 20),
                     lw=2.0 if name == "test" else 1.0, label=name)
         ax.set_title(DESCRIPTIONS[score], fontsize=10)
         ax.tick_params(labelsize=7)
