@@ -112,6 +112,17 @@ def test_generated_blocks_match_the_shipped_model():
             f"`glyph-course pretrained --figures {path.relative_to(ROOT)}` (make pretrained does it)")
 
 
+def test_the_block_reports_the_judged_samples_when_the_run_has_them():
+    meta = pretrained.info()
+    judged = {"inception_score": 12.34, "classes_covered": 17, "n": 64, "steps": 99}
+    meta = {**meta, "metrics": {**meta["metrics"], "samples": judged}}
+    block = pretrained.figures_block(meta)
+    assert "Its 64 samples (99 SGLD steps from noise)" in block
+    assert f"inception score 12.3, 17 of the {meta['num_classes']} classes" in block
+    del meta["metrics"]["samples"]
+    assert "inception score" not in pretrained.figures_block(meta)
+
+
 def test_write_figures_block_rewrites_only_the_block(tmp_path):
     page = tmp_path / "README.md"
     page.write_text(f"intro\n\n{pretrained.BEGIN}\nold 0.944\n{pretrained.END}\n\nend — ü\n", encoding="utf-8")

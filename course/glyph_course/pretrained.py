@@ -54,7 +54,7 @@ def export(run_dir: str | os.PathLike, target: str | os.PathLike = DEFAULT, comm
         "img_shape": hparams["img_shape"],
         "classes": metrics.get("classes") or _embedded_classes(hparams["config"]),
         "metrics": {k: metrics[k] for k in ("test_accuracy", "ood_auroc", "train_seconds", "epochs",
-                                            "global_steps") if k in metrics},
+                                            "global_steps", "samples") if k in metrics},
         "seed": hparams["config"]["seed"],
         "torch": str(torch.__version__),
         "made_by": command or (f"python ex3_main.py --profile {hparams['config']['profile']} "
@@ -115,7 +115,9 @@ _BLOCK = re.compile(re.escape(BEGIN.split(":")[0]) + r".*?" + re.escape(END), re
 
 def figures(meta: dict | None = None) -> dict[str, str]:
     """The run's figures as the text that pages show: ``test_accuracy``, ``auroc_<set>`` (three
-    decimals), ``train_seconds``, ``epochs``, ``steps``, ``seed``, ``profile``, ``mode``."""
+    decimals), ``train_seconds``, ``epochs``, ``steps``, ``seed``, ``profile``, ``mode``, and, when
+    the run judged its samples, ``inception_score``, ``classes_covered``, ``sample_count`` and
+    ``sample_steps``."""
     meta = info() if meta is None else meta
     m = meta["metrics"]
     out = {"test_accuracy": f"{m['test_accuracy']:.3f}",
@@ -125,6 +127,11 @@ def figures(meta: dict | None = None) -> dict[str, str]:
     for key, name in (("train_seconds", "train_seconds"), ("epochs", "epochs"), ("global_steps", "steps")):
         if key in m:
             out[name] = f"{m[key]:.0f}"
+    judged = m.get("samples") or {}
+    if "inception_score" in judged:
+        out.update(inception_score=f"{judged['inception_score']:.1f}", classes_covered=str(judged["classes_covered"]),
+                   num_classes=str(meta["num_classes"]),
+                   sample_count=str(judged["n"]), sample_steps=str(judged["steps"]))
     return out
 
 
@@ -142,6 +149,9 @@ def figures_block(meta: dict | None = None) -> str:
         "| test accuracy | " + " | ".join(f"AUROC {name}" for name in sets) + " |",
         "|---|" + "---|" * len(sets),
         f"| {f['test_accuracy']} | " + " | ".join(f[f"auroc_{name}"] for name in sets) + " |",
+        *(["", f"Its {f['sample_count']} samples ({f['sample_steps']} SGLD steps from noise), judged by the package's "
+               f"glyph classifier: inception score {f['inception_score']}, {f['classes_covered']} of the "
+               f"{f['num_classes']} classes."] if "inception_score" in f else []),
         END,
     ])
 
