@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from glyph_course.advanced import ablate
 from glyph_course.advanced.config import AdvancedConfig, advanced_config
+from glyph_ebm.config import QUICK_RECIPE
 from glyph_course.advanced.losses import softmax_correction
 from glyph_course.advanced.training import AdvancedJEM
 from glyph_ebm.config import TrainConfig
@@ -37,6 +38,8 @@ def test_defaults_are_the_exercise_and_bad_settings_are_explained():
     cfg = advanced_config("quick", kl_weight=1.0, ema_decay=0.99)
     assert cfg.switches() == {"kl_weight": 1.0, "ema_decay": 0.99} and cfg.sgld_steps == 20   # a base field
     assert AdvancedConfig.from_dict(cfg.to_dict()) == cfg
+    # the chapter's baseline is the plain recipe: none of the quick recipe's additions
+    assert all(getattr(advanced_config("quick"), k) == getattr(AdvancedConfig(), k) for k in QUICK_RECIPE)
     bad = [
         (dict(kl_weight=1.0, kl_steps=30), "kl_steps must be between 1 and sgld_steps"),
         (dict(entropy_weight=0.5, kl_steps=0), "kl_steps"),

@@ -1,7 +1,8 @@
 """The headline promise of `make demo`: the quick profile on the embedded glyph set gives a
 useful JEM on a CPU. Thresholds from the foundation issue: test accuracy >= 0.90, energy AUROC
 >= 0.95 on noise and >= 0.80 on the digits set, every OOD set reported; from issue 17, met by the
-quick recipe (docs/recipe.md): energy AUROC >= 0.85 on shrunken glyphs, samples judged. (Its run
+quick recipe (docs/recipe.md): test accuracy >= 0.94 (0.952-0.958 over three seeds), energy
+AUROC >= 0.85 on shrunken glyphs, samples judged. (Its run
 time is measured in benchmarks/time_to_quality.py, not asserted here.)"""
 import json
 
@@ -18,7 +19,7 @@ def test_quick_profile_reaches_the_promised_quality(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["ood_auroc"]) == set(OOD_SETS)
-    assert m["test_accuracy"] >= 0.90, m
+    assert m["test_accuracy"] >= 0.94, m
     assert m["ood_auroc"]["noise"] >= 0.95, m
     assert m["ood_auroc"]["digits"] >= 0.80, m
     assert m["ood_auroc"]["small"] >= 0.85, m
