@@ -9,11 +9,12 @@ the judge's inception score and classes among the long-run samples, training tim
 
 Each run goes to runs/recipe/NAME (kept; a finished run is not trained again). The table is
 printed as Markdown, for docs/recipe.md. ``--ood-table`` runs ``glyph-course ood`` (1,000 images
-per set) on the runs named, into runs/recipe/NAME/ood (kept), and prints each set's best score. Settings are applied on top of today's quick profile,
-which includes glyph_ebm.config.QUICK_RECIPE; the plain recipe the ablation started from is
-``--set start_augment=0 --set reinit_frac=0.05 --set ema_decay=0 --set hidden=16``. The table's
-``width`` column is the CNN's ``hidden`` from each run's config.json (the quick profile was 16
-wide until the ablation chose 24).
+per set) on the runs named, into runs/recipe/NAME/ood (kept), and prints each set's best score.
+Settings are applied on top of today's quick profile, which includes
+glyph_ebm.config.QUICK_RECIPE; the plain recipe the ablation started from is
+``--set start_augment=0 --set reinit_frac=0.05 --set ema_decay=0``. The table's ``width`` column
+is the CNN's ``hidden`` from each run's config.json (16 in the quick profile; ``--set hidden=24``
+for the wider runs).
 """
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def train(name: str, settings: list[str], threads: int, seed: int) -> dict:
     return metrics
 
 
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(r) + " |" for r in rows)])
+
+
 def table() -> str:
     rows = []
     for path in sorted(RUNS.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime):
@@ -65,8 +71,7 @@ def table() -> str:
                      f"{q.get('inception_score', float('nan')):.1f}", str(q.get("classes_covered", "")),
                      f"{m.get('wall_seconds', float('nan')):.0f}"])
     head = ["run", "settings", "width", "acc", *SETS, "IS", "classes", "wall s"]
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-                      *("| " + " | ".join(r) + " |" for r in rows)])
+    return markdown_table(head, rows)
 
 
 #: issue 17's targets for `make demo`: (column, metrics.json reader, what is asked)
@@ -111,11 +116,13 @@ def groups_table(groups: list[str]) -> str:
                 cells.append("-")
                 continue
             fmt = "{:.0f}" if col == "classes" else "{:.1f}" if col == "IS" else "{:.3f}"
-            mean = (fmt if len(values) == 1 else "{:.1f}" if col == "classes" else fmt).format(np.mean(values))
-            cells.append(mean + ("" if len(values) == 1 else " (" + " / ".join(fmt.format(v) for v in values) + ")"))
+            if len(values) == 1:
+                cells.append(fmt.format(values[0]))
+            else:                                  # the mean (of classes: one decimal), then each run's value
+                mean = ("{:.1f}" if col == "classes" else fmt).format(np.mean(values))
+                cells.append(f"{mean} (" + " / ".join(fmt.format(v) for v in values) + ")")
         rows.append([label, *cells])
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-                      *("| " + " | ".join(r) + " |" for r in rows)])
+    return markdown_table(head, rows)
 
 
 def ood_table(names: list[str]) -> str:
@@ -143,8 +150,7 @@ def ood_table(names: list[str]) -> str:
             cells.append(f"{best[s]['auroc']:.3f} {best[s]['score']}" + (f" (ceiling {float(ceiling):.3f})" if ceiling else ""))
         rows.append([name, *cells])
     head = ["run", *SETS]
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-                      *("| " + " | ".join(r) + " |" for r in rows)])
+    return markdown_table(head, rows)
 
 
 def main(argv=None) -> int:

@@ -220,9 +220,9 @@ def run_study(subject, out_dir: Path, n: int = 1000, seed: int = 0, overwrite: b
     fit_pick = spread_subset(len(train_x), max(n, 2000), seed)
     fit, fit_y = train_x[fit_pick], train_y[fit_pick]
     slope = nats_per_bit(model_scores(model, to_tensor(fit))["energy"], png_bits(fit))
-    gauss = Mahalanobis(penultimate_features(model, to_tensor(fit)), torch.as_tensor(fit_y))
     train_features = torch.cat([penultimate_features(model, to_tensor(train_x[i:i + 4096]))
                                 for i in range(0, len(train_x), 4096)])     # all of them, a chunk at a time
+    gauss = Mahalanobis(train_features[fit_pick], torch.as_tensor(fit_y))
     neighbours = NearestNeighbours(train_features, knn_k(len(train_x), len(subject.splits.classes)))
     scored: dict[str, dict[str, np.ndarray]] = {}
     with tqdm(total=len(sets) + 1, desc="scoring", unit="set", file=sys.stderr, disable=not progress) as bar:

@@ -116,8 +116,8 @@ _BLOCK = re.compile(re.escape(BEGIN.split(":")[0]) + r".*?" + re.escape(END), re
 def figures(meta: dict | None = None) -> dict[str, str]:
     """The run's figures as the text that pages show: ``test_accuracy``, ``auroc_<set>`` (three
     decimals), ``train_seconds``, ``epochs``, ``steps``, ``seed``, ``profile``, ``mode``, and, when
-    the run judged its samples, ``inception_score``, ``classes_covered``, ``sample_count`` and
-    ``sample_steps``."""
+    the run judged its samples, ``inception_score``, ``classes_covered`` (of ``num_classes``),
+    ``sample_count`` and ``sample_steps``."""
     meta = info() if meta is None else meta
     m = meta["metrics"]
     out = {"test_accuracy": f"{m['test_accuracy']:.3f}",
