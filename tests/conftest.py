@@ -56,7 +56,26 @@ def environment_put_back():
         os.environ.update(saved)
 
 
+#: ``make test`` runs the suite on two pytest-xdist workers, a test file per worker at a time
+#: (``--dist loadfile``: a module's fixture is built once). Each worker and every process it
+#: starts computes on one thread: a small model trains faster on one thread than on two, and two
+#: workers with two threads each on two cores slow each other down many times over.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    import torch
+
+    torch.set_num_threads(1)
+
+#: the files that take minutes (``--durations``), longest first: started first, so that the two
+#: workers end together instead of one of them finishing the book build alone
+LONG_FILES = ["test_book.py", "test_demo_quality.py", "test_grading_e2e.py", "test_student_kit.py",
+              "test_real_folder.py", "test_compress_study.py", "test_grading_containment.py",
+              "test_grading_batch.py"]
+
+
 def pytest_collection_modifyitems(config, items):
-    """The book build runs last: its notebooks then find the glyph set and the judge classifier
-    that earlier tests generated in the test cache, as a reader's second build would."""
-    items.sort(key=lambda item: item.path.name == "test_book.py")
+    """The long files first, in the order of :data:`LONG_FILES`, then the rest as collected. (A
+    notebook of the book that finds no glyph set or judge classifier in the test cache makes it,
+    as a reader's first build does; the cache's files are written atomically.)"""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
