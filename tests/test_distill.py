@@ -13,7 +13,7 @@ from glyph_ebm.errors import CheckpointError, GlyphEBMError
 @pytest.fixture(scope="module")
 def teacher():
     torch.manual_seed(0)
-    return CNNModel(num_classes=42, hidden=16).eval()      # the quick profile's size
+    return CNNModel(num_classes=42, hidden=16).eval()      # the plain recipe's width, the smallest teacher
 
 
 def test_family_reaches_well_under_a_hundredth_of_the_teacher(teacher):
