@@ -61,6 +61,7 @@ class TrainConfig:
     buffer_size: int = 1000           # small: each chain is revisited every ~30 steps
     reinit_frac: float = 0.05
     start_augment: float = 0.0        # share of chain starts zoomed, turned, shifted, blurred, faded first (0 = off)
+    start_blur: float = 2.0           # widest Gaussian blur (pixels) of an augmented chain start (0 = never blurred)
     channels_last: bool = True        # channels-last conv weights: same math, ~1.2-1.5x faster SGLD on CPU
     init_std: float = 1.0             # fresh chains start from N(0, init_std^2), clamped to [-1, 1]
     # evaluation / generation
@@ -90,6 +91,8 @@ class TrainConfig:
             raise ConfigError(f"sgld_steps must be >= 0, got {self.sgld_steps}")
         if not 0.0 <= self.start_augment <= 1.0:
             raise ConfigError(f"start_augment must be in [0, 1], got {self.start_augment}")
+        if not self.start_blur >= 0:
+            raise ConfigError(f"start_blur must be >= 0 pixels (0 = no blur), got {self.start_blur}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if not self.real_noise >= 0:

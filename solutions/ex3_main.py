@@ -265,7 +265,8 @@ class JEM(pl.LightningModule):
                                    max_len=config.buffer_size, reinit_frac=config.reinit_frac,
                                    init_std=config.init_std, grad_clip=config.sgld_grad_clip,
                                    seed=config.seed, channels_last=config.channels_last,
-                                   start_transform=ChainStartAugment(config.start_augment)
+                                   start_transform=ChainStartAugment(config.start_augment,
+                                                                     blur=(0.0, config.start_blur))
                                    if config.start_augment > 0 else None)
         self.step_size = config.step_size   # lowered by the divergence guard when needed
 

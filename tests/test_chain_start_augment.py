@@ -92,3 +92,16 @@ def test_the_sampler_runs_its_chains_from_the_transformed_starts():
     out = s.sample(steps=3, step_size=1.0, noise=0.0)
     assert seen == [torch.Size([4, 1, 8, 8])]
     assert torch.equal(out, torch.ones(4, 1, 8, 8))
+
+
+def test_the_config_sets_the_share_and_the_widest_blur_of_the_jems_chain_starts():
+    from ex3_main import JEM
+
+    from glyph_ebm.config import TrainConfig
+    from glyph_ebm.errors import ConfigError
+
+    jem = JEM(TrainConfig(start_augment=0.3, start_blur=3.5, hidden=4), num_classes=3, img_shape=(1, 8, 8))
+    assert jem.sampler.start_transform.p == 0.3 and jem.sampler.start_transform.blur == (0.0, 3.5)
+    assert JEM(TrainConfig(start_augment=0.0, hidden=4), num_classes=3, img_shape=(1, 8, 8)).sampler.start_transform is None
+    with pytest.raises(ConfigError, match="start_blur must be >= 0"):
+        TrainConfig(start_blur=-1.0)
