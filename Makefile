@@ -46,10 +46,10 @@ demo: $(STAMP)
 	cd solutions && ../$(PY) ex3_main.py --profile quick --out ../runs/demo --overwrite
 
 test: $(STAMP) $(MATHJAX) chromium
-	$(PY) -m pytest -n 2 --dist loadfile -ra --durations=25
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -ra --durations=25
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -ra -m "not slow"
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -ra -m "not slow"
 
 template: $(STAMP)
 	$(PY) -m glyph_course template

@@ -67,7 +67,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 #: the files that take minutes (``--durations``), longest first: started first, so that the two
-#: workers end together instead of one of them finishing the book build alone
+#: workers end together instead of one of them finishing the book build alone. xdist keeps this
+#: order only with ``--no-loadscope-reorder`` (``make test`` passes it); by default it hands out
+#: the files with the most tests first, which left the demo test and the book for the end (the
+#: suite took a quarter longer)
 LONG_FILES = ["test_book.py", "test_demo_quality.py", "test_grading_e2e.py", "test_student_kit.py",
               "test_real_folder.py", "test_compress_study.py", "test_grading_containment.py",
               "test_grading_batch.py"]

@@ -38,3 +38,14 @@ def test_torch_pins_follow_the_course_machine():
 def test_ci_runs_make_test():
     text = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test\s*$", text, re.M)
+
+
+def test_make_test_keeps_the_order_of_the_long_test_files():
+    """``tests/conftest.py`` puts the files that take minutes first; pytest-xdist's ``loadfile``
+    reorders files by their number of tests unless told not to, which starts the one-test files
+    (the demo run, the book build) last and leaves one worker alone with them at the end."""
+    calls = [line for line in (ROOT / "Makefile").read_text().splitlines() if "-m pytest" in line]
+    assert calls, "no pytest call in the Makefile"
+    for line in calls:
+        if "--dist loadfile" in line or "--dist=loadfile" in line:
+            assert "--no-loadscope-reorder" in line, line
