@@ -67,8 +67,8 @@ def replay(files: dict[str, list[float]], first: list[str], reorder: bool, worke
     for w in range(workers):
         if queue and len(pending[w]) <= 2:
             hand_out(w)
-    while any(pending):
-        w = min((k for k in range(workers) if pending[k]), key=lambda k: clock[k])
+    while any(pending):          # the next test to end, on whichever worker
+        w = min((k for k in range(workers) if pending[k]), key=lambda k: clock[k] + pending[k][0])
         clock[w] += pending[w].popleft()
         if queue and len(pending[w]) <= 2:
             hand_out(w)
