@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from glyph_course import ood_study as study
-from glyph_course.metrics import auroc
+from glyph_course.metrics import auroc, energies
 from glyph_course.subject import load_subject
 from glyph_ebm.datasets import spread_subset, to_tensor
 from glyph_ebm.ood import make_ood_sets
@@ -45,7 +45,7 @@ class FeatureScores:
         self.model = model.float().eval()
         last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
         self.W, self.b = last.weight.detach().double(), last.bias.detach().double()
-        train = self.features(train_x)
+        train = study.image_features(self.model, train_x)
         self.origin = -torch.linalg.pinv(self.W) @ self.b
         centred = train - self.origin
         evals, evecs = torch.linalg.eigh(centred.T @ centred / len(centred))
@@ -56,10 +56,6 @@ class FeatureScores:
         self.clip = float(torch.quantile(sample, 0.9))
         self.neighbours = {k: study.NearestNeighbours(train, k) for k in K_VALUES}
 
-    def features(self, images: np.ndarray) -> torch.Tensor:
-        return torch.cat([study.penultimate_features(self.model, to_tensor(images[i:i + 4096]))
-                          for i in range(0, len(images), 4096)])
-
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         return h @ self.W.T + self.b
 
@@ -67,10 +63,11 @@ class FeatureScores:
         return ((h - self.origin) @ self.null_space).norm(dim=1)
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        h = self.features(images)
-        out = {"energy": study.model_scores(self.model, to_tensor(images))["energy"],
-               "vim": (self.alpha * self.residual(h) - torch.logsumexp(self.logits(h), 1)).numpy(),
-               "vim_residual": self.residual(h).numpy(),
+        h = study.image_features(self.model, images)
+        residual = self.residual(h)
+        out = {"energy": energies(self.model, to_tensor(images)),
+               "vim": (self.alpha * residual - torch.logsumexp(self.logits(h), 1)).numpy(),
+               "vim_residual": residual.numpy(),
                "react": (-torch.logsumexp(self.logits(h.clamp(max=self.clip)), 1)).numpy()}
         for k, neighbours in self.neighbours.items():
             out[f"knn_{k}"] = neighbours.score(h)

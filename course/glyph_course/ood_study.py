@@ -140,6 +140,15 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 51
     return torch.cat(seen).double()
 
 
+def image_features(model: nn.Module, images: np.ndarray, chunk: int = 4096) -> torch.Tensor:
+    """:func:`penultimate_features` of uint8 images ``(N, H, W)``, converted to tensors ``chunk``
+    images at a time (a training split at once would need its float copy in memory)."""
+    from glyph_ebm.datasets import to_tensor
+
+    return torch.cat([penultimate_features(model, to_tensor(images[i:i + chunk]))
+                      for i in range(0, len(images), chunk)])
+
+
 class Mahalanobis:
     """Class means and one shared covariance of features (Lee et al. 2018); :meth:`score` is the
     squared Mahalanobis distance to the nearest class mean."""
@@ -220,8 +229,7 @@ def run_study(subject, out_dir: Path, n: int = 1000, seed: int = 0, overwrite: b
     fit_pick = spread_subset(len(train_x), max(n, 2000), seed)
     fit, fit_y = train_x[fit_pick], train_y[fit_pick]
     slope = nats_per_bit(model_scores(model, to_tensor(fit))["energy"], png_bits(fit))
-    train_features = torch.cat([penultimate_features(model, to_tensor(train_x[i:i + 4096]))
-                                for i in range(0, len(train_x), 4096)])     # all of them, a chunk at a time
+    train_features = image_features(model, train_x)                   # all of them
     gauss = Mahalanobis(train_features[fit_pick], torch.as_tensor(fit_y))
     neighbours = NearestNeighbours(train_features, knn_k(len(train_x), len(subject.splits.classes)))
     scored: dict[str, dict[str, np.ndarray]] = {}
