@@ -12,7 +12,9 @@ printed as Markdown, for docs/recipe.md. ``--ood-table`` runs ``glyph-course ood
 per set) on the runs named, into runs/recipe/NAME/ood (kept), and prints each set's best score.
 Settings are applied on top of today's quick profile, which includes
 glyph_ebm.config.QUICK_RECIPE; the plain recipe the ablation started from is
-``--set start_augment=0 --set reinit_frac=0.05 --set ema_decay=0 --set hidden=16``. The table's
+``--set start_augment=0 --set reinit_frac=0.05 --set ema_decay=0 --set hidden=16 --set mode=jem``
+(the quick profile trains the class-conditional JEM since 2026-12-03; the runs before name no mode
+and are unconditional, ``mode`` in their config.json). The table's
 ``width`` column is the CNN's ``hidden`` from each run's config.json (24 in today's quick profile;
 the runs of docs/recipe.md before it was adopted are 16 wide unless made with ``--set hidden=24``).
 """

@@ -138,6 +138,19 @@ def _exact_quotas(counts: np.ndarray, totals: tuple[int, int, int]) -> np.ndarra
     return quotas
 
 
+def class_prior_labels(labels: np.ndarray, n: int, num_classes: int | None = None, seed: int = 0) -> np.ndarray:
+    """``n`` labels ``(n,)`` int64 drawn at random (seeded) with the class frequencies of ``labels``.
+
+    This is ``y ~ p(y)``, the data's class prior: the first half of ancestral sampling
+    ``y ~ p(y), x ~ q(x | y)`` from a class-conditional model, whose samples then have the
+    letters in the proportions of the data (frequent letters often, rare ones seldom)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes or 0)
+    if counts.sum() == 0:
+        raise ValueError("class_prior_labels needs at least one label")
+    rng = np.random.default_rng(seed)
+    return rng.choice(len(counts), size=int(n), p=counts / counts.sum()).astype(np.int64)
+
+
 def spread_subset(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
     """Sorted indices of ``n`` of ``n_total`` images drawn at random (all of them when ``n`` is
     ``None`` or not smaller). The splits are ordered by class, so a plain ``x[:n]`` would hold

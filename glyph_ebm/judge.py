@@ -7,7 +7,8 @@ letters do they look like, how sure is the judge, and how many different letters
   undecided blur, 42 when every sample is one letter with certainty and all letters are
   equally frequent (Salimans et al. 2016, with our judge instead of an Inception network);
 * :func:`sample_quality` - the inception score and ``classes_covered``: how many of the 42
-  classes the judge recognises with confidence (probability >= 0.5) among the samples.
+  classes the judge recognises with confidence (probability >= 0.5) among the samples, and for
+  class-conditional samples how often the judge reads the letter they were drawn for.
 
 The judge's weights ship with the library (``judge.pt``, float16, made by the course tooling's
 ``glyph-course judge`` from the embedded set with seed 0); nothing is trained during a run, and
@@ -81,13 +82,18 @@ def class_probabilities(judge: nn.Module, images: torch.Tensor, batch_size: int 
                       for i in range(0, len(images), batch_size)])
 
 
-def sample_quality(judge: nn.Module, samples: torch.Tensor) -> dict:
+def sample_quality(judge: nn.Module, samples: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
     """``{"inception_score", "classes_covered", "recognised"}`` of ``samples``: the inception
     score, how many classes the judge recognises with probability >= 0.5 at least once, and the
-    share of samples it recognises."""
+    share of samples it recognises. With the labels ``(N,)`` the samples were drawn for
+    (class-conditional sampling), also ``"label_agreement"``: the share the judge reads as the
+    letter they were drawn for."""
     probs = class_probabilities(judge, samples)
     top, label = probs.max(1)
     sure = top >= CONFIDENT
-    return {"inception_score": round(inception_score(probs), 3),
-            "classes_covered": int(label[sure].unique().numel()),
-            "recognised": round(float(sure.float().mean()), 3)}
+    out = {"inception_score": round(inception_score(probs), 3),
+           "classes_covered": int(label[sure].unique().numel()),
+           "recognised": round(float(sure.float().mean()), 3)}
+    if labels is not None:
+        out["label_agreement"] = round(float((label == torch.as_tensor(labels).cpu()).float().mean()), 3)
+    return out

@@ -191,8 +191,26 @@ def preflight(ex3, cfg: TrainConfig, num_classes: int, img_shape) -> None:
         jem.px_step((x, y))
         jem.pyx_step((x, y))
         jem.training_step((x, y), 0)
-        ex3.run_generation(jem.cnn, K=1, n=2, img_shape=img_shape)
+        ex3.run_generation(jem.cnn, K=1, n=2, img_shape=img_shape, y=y if cfg.mode == "jem_cond" else None)
         ex3.run_ood_analysis(jem.cnn, x, {"check": x + 0.5})
+
+
+def generation_labels(mode: str, train_labels, num_classes: int, n: int, seed: int = 0):
+    """The class labels ``(n,)`` the long-run samples of a run are drawn for, or ``None``.
+
+    ``"ebm"`` and ``"jem"`` train the marginal ``f(x) = logsumexp_y f(x)[y]``, so their samples
+    come from SGLD on it, without labels (``None``). ``"jem_cond"`` trains each class's
+    ``q(x | y)`` against its own samples, each with its own normaliser: the logsumexp of its
+    logits is then not its ``q(x)``, and its samples of ``q(x)`` are drawn ancestrally,
+    ``y ~ p(y)`` with the training split's class frequencies, then ``x ~ q(x | y)`` by SGLD
+    on ``f(x, y)`` (labels from :func:`glyph_ebm.datasets.class_prior_labels`, seeded)."""
+    if mode != "jem_cond":
+        return None
+    import torch
+
+    from .datasets import class_prior_labels
+
+    return torch.from_numpy(class_prior_labels(train_labels, n, num_classes=num_classes, seed=seed))
 
 
 def train_and_evaluate(exercise: Exercise, cfg: TrainConfig, run_dir: Path, resume_from: Path | None = None,
@@ -259,13 +277,14 @@ def train_and_evaluate(exercise: Exercise, cfg: TrainConfig, run_dir: Path, resu
         metrics["test_accuracy"] = float((pred == test_y).float().mean())
     else:
         metrics["test_accuracy"] = None
+    labels = generation_labels(cfg.mode, dm.splits.train_y, dm.num_classes, cfg.gen_samples, seed=cfg.seed)
     gen = ex3.run_generation(cnn, K=cfg.gen_steps, n=cfg.gen_samples, step_size=model.step_size,
-                             noise=cfg.noise, img_shape=dm.img_shape, out_dir=run_dir,
+                             noise=cfg.noise, img_shape=dm.img_shape, out_dir=run_dir, y=labels,
                              seed=cfg.seed, init_std=cfg.init_std, grad_clip=cfg.sgld_grad_clip)
     judge = load_judge(dm.classes)
     if judge is not None:         # the embedded glyph set: which letters do the samples look like?
-        metrics["samples"] = {**sample_quality(judge, gen["samples"]), "n": int(len(gen["samples"])),
-                              "steps": int(cfg.gen_steps)}
+        metrics["samples"] = {**sample_quality(judge, gen["samples"], labels), "n": int(len(gen["samples"])),
+                              "steps": int(cfg.gen_steps), "conditional": labels is not None}
     ood_sets = ex3_ood.get_ood_sets(dm.splits.test_x, n=cfg.ood_n, seed=cfg.seed)
     id_images = test_x[torch.as_tensor(spread_subset(len(test_x), cfg.ood_n, cfg.seed))]   # every class
     ood = ex3.run_ood_analysis(cnn, id_images, ood_sets, out_dir=run_dir)
@@ -300,8 +319,10 @@ def summary(metrics: dict, run_dir: Path) -> str:
         lines.append(f"test accuracy      {metrics['test_accuracy']:.4f}")
     if metrics.get("samples"):
         q = metrics["samples"]
-        lines.append(f"samples ({q['n']}, {q['steps']} SGLD steps from noise): inception score "
-                     f"{q['inception_score']:.1f}, {q['classes_covered']} of {metrics['num_classes']} classes recognised")
+        drawn = ", labels from the class frequencies" if q.get("conditional") else ""
+        lines.append(f"samples ({q['n']}, {q['steps']} SGLD steps from noise{drawn}): inception score "
+                     f"{q['inception_score']:.1f}, {q['classes_covered']} of {metrics['num_classes']} classes recognised"
+                     + (f", {q['label_agreement']:.0%} read as their label" if "label_agreement" in q else ""))
     lines.append("OOD AUROC (energy score, ID=0 / OOD=1):")
     for name, v in metrics["ood_auroc"].items():
         lines.append(f"  {name:<10} {v:.4f}")

@@ -115,7 +115,8 @@ def test_glyph_ebm_train_runs_the_same_job(tmp_path):
     r = subprocess.run([PYTHON, "-m", "glyph_ebm", "train", *SMOKE, "--out", str(out)], cwd=SOLUTIONS,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert json.loads((out / "metrics.json").read_text())["profile"] == "smoke"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["profile"] == "smoke" and metrics["samples"]["conditional"] is False, metrics
     r = subprocess.run([PYTHON, "-m", "glyph_ebm", "train", "--code", str(TEMPLATE), *SMOKE,
                         "--out", str(tmp_path / "student")], cwd=ROOT, capture_output=True, text=True,
                        timeout=600)

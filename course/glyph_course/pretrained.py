@@ -139,7 +139,7 @@ def figures_block(meta: dict | None = None) -> str:
     """The README's block of the shipped model's figures (Markdown, marker comments included)."""
     f = figures(meta)
     sets = [name for name in OOD_SETS if f"auroc_{name}" in f]
-    run = f"`python ex3_main.py --profile {f['profile']} --seed {f['seed']}` (mode `{f['mode']}`)"
+    run = f"`python ex3_main.py --profile {f['profile']} --mode {f['mode']} --seed {f['seed']}`"
     if "steps" in f:
         run += f": {f['steps']} steps, {f.get('epochs', '?')} epochs, trained in {f.get('train_seconds', '?')} s"
     return "\n".join([

@@ -29,6 +29,14 @@ class Subject:
         return dict(step_size=float(self.step_size or c["step_size"]), noise=float(c["noise"]),
                     init_std=float(c.get("init_std", 0.01)), grad_clip=c.get("sgld_grad_clip"))
 
+    def generation_labels(self, n: int, seed: int = 0) -> torch.Tensor | None:
+        """The labels ``(n,)`` its long-run samples are drawn for, as the run drew them: ``None``
+        unless it was trained class-conditionally (``glyph_ebm.runner.generation_labels``)."""
+        from glyph_ebm.runner import generation_labels
+
+        return generation_labels(self.config.get("mode", "jem"), self.splits.train_y, len(self.splits.classes),
+                                 n, seed=seed)
+
 
 def _load_splits(config: dict, progress: bool = False):
     if config.get("data"):
