@@ -57,11 +57,12 @@ template: $(STAMP)
 check-template: $(STAMP)
 	$(PY) -m glyph_course template --check
 
-# the small pretrained JEM used by the notebooks and the book (quick profile, seed 0); its figures
-# are rewritten into the generated blocks of README.md and docs/measurements.md (the book reads
-# them from the file when it is built)
+# the small pretrained JEM used by the notebooks and the book (quick profile, seed 0, the
+# unconditional JEM: the chapters sample, distil and restore with its marginal q(x), which the
+# quick profile's class-conditional JEM does not train); its figures are rewritten into the
+# generated blocks of README.md and docs/measurements.md (the book reads them from the file)
 pretrained: $(STAMP)
-	cd solutions && ../$(PY) ex3_main.py --profile quick --seed 0 --out ../runs/pretrained --overwrite
+	cd solutions && ../$(PY) ex3_main.py --profile quick --mode jem --seed 0 --out ../runs/pretrained --overwrite
 	$(PY) -m glyph_course pretrained runs/pretrained pretrained/jem_quick.pt --figures README.md docs/measurements.md
 
 # the judge of generated glyphs that ships with the student library (glyph_ebm/judge.pt)
