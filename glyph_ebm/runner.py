@@ -198,9 +198,9 @@ def preflight(ex3, cfg: TrainConfig, num_classes: int, img_shape) -> None:
 def generation_labels(mode: str, train_labels, num_classes: int, n: int, seed: int = 0):
     """The class labels ``(n,)`` the long-run samples of a run are drawn for, or ``None``.
 
-    ``"ebm"`` and ``"jem"`` train the marginal ``f(x) = logsumexp_y f(x)[y]``, so their samples
-    come from SGLD on it, without labels (``None``). ``"jem_cond"`` trains each class's
-    ``q(x | y)`` against its own samples, each with its own normaliser: the logsumexp of its
+    ``"ebm"`` and ``"jem"`` train the marginal ``f(x)`` (the log-sum-exp of the logits), so
+    their samples come from SGLD on it, without labels (``None``). ``"jem_cond"`` trains each class's
+    ``q(x | y)`` against its own samples, each with its own normaliser: the log-sum-exp of its
     logits is then not its ``q(x)``, and its samples of ``q(x)`` are drawn ancestrally,
     ``y ~ p(y)`` with the training split's class frequencies, then ``x ~ q(x | y)`` by SGLD
     on ``f(x, y)`` (labels from :func:`glyph_ebm.datasets.class_prior_labels`, seeded)."""
