@@ -92,6 +92,37 @@ def test_penultimate_features_are_the_input_of_the_last_linear_layer():
     assert torch.allclose(ood_study.penultimate_features(net, x), net.body(x).double())
 
 
+def test_layer_features_are_the_scaled_channel_statistics_of_the_last_maps_and_the_head():
+    """A net whose maps are known in closed form: 1x1 convolutions make channels x and 2x of the
+    image, then 3x; an image whose pixels are half a, half b has channel means (a + b) / 2 times
+    the factor and standard deviations |a - b| / 2 times it. The head's activation is 2-d, not a
+    map, and is left out."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(1, 2, 1, bias=False), nn.ReLU(),
+                                          nn.Conv2d(2, 1, 1, bias=False), nn.ReLU())
+            self.features[0].weight.data = torch.tensor([1.0, 2.0]).view(2, 1, 1, 1)
+            self.features[2].weight.data = torch.tensor([1.0, 1.0]).view(1, 2, 1, 1)
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(16, 5), nn.ReLU())
+            self.out = nn.Linear(5, 3)
+
+        def get_logits(self, x):
+            return self.out(self.head(self.features(x)))
+
+    net = Net()
+    a, b = torch.tensor([0.2, 0.5, 0.9]), torch.tensor([0.6, 0.1, 0.9])
+    x = torch.cat([a.view(3, 1, 1, 1).expand(3, 1, 2, 4), b.view(3, 1, 1, 1).expand(3, 1, 2, 4)], 2)
+    m, sd = ((a + b) / 2).double()[:, None], ((a - b).abs() / 2).double()[:, None]
+    unit = lambda t: t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    head = unit(ood_study.penultimate_features(net, x))
+    first, second = unit(torch.cat([m, 2 * m, sd, 2 * sd], 1)), unit(torch.cat([3 * m, 3 * sd], 1))
+    got = ood_study.layer_features(net, x, batch_size=2)
+    assert torch.allclose(got, torch.cat([first, second, head], 1), atol=1e-6)
+    assert torch.allclose(ood_study.layer_features(net, x, maps=1), torch.cat([second, head], 1), atol=1e-6)
+    assert torch.allclose(ood_study.layer_features(net, x, maps=0), head, atol=1e-6)
+
+
 def test_metrics_against_sklearn_and_by_hand():
     rng = np.random.default_rng(1)
     id_scores, ood_scores = rng.normal(0, 1, 300), rng.normal(1.5, 1, 200)

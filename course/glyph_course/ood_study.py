@@ -18,6 +18,13 @@ compares, on every OOD set of :mod:`glyph_ebm.ood` (higher score = more out-of-d
 ``knn``                   the distance of the image's normalised features to the ``k``-th nearest
                           normalised feature of a training glyph (Sun et al. 2022); ``k`` keeps
                           their CIFAR-10 density, 1 % of the images of a class (:func:`knn_k`)
+``knn_layers``            the same distance on features of several depths: the per-channel
+                          mean and standard deviation of the last two convolutional feature maps
+                          (the low-order statistics of intermediate layers, as in the layer
+                          ensembles of Lee et al. 2018 and Sastry & Oore 2020) beside the
+                          features of ``knn``, each part scaled to unit length
+                          (:func:`layer_features`): strokes that are too thin, blurred or of
+                          an unseen shape show in the early maps before the last layer
 ``complexity``            ``E(x) - a L(x)``: the energy corrected for the input's complexity
                           ``L(x)``, the bits a lossless image compressor (PNG) needs (Serrà et
                           al. 2020). Their score is a code length minus ``L(x)``, both in bits;
@@ -56,7 +63,7 @@ from glyph_ebm.errors import GlyphEBMError, run_command
 from glyph_ebm.files import atomic_write, start_afresh, write_text
 from .metrics import detection_metrics
 
-SCORES = ("energy", "max_softmax", "max_logit", "grad_norm", "mahalanobis", "knn", "complexity")
+SCORES = ("energy", "max_softmax", "max_logit", "grad_norm", "mahalanobis", "knn", "knn_layers", "complexity")
 DESCRIPTIONS = {
     "energy": "E(x) = -f(x)",
     "max_softmax": "-max p(y|x)",
@@ -64,6 +71,7 @@ DESCRIPTIONS = {
     "grad_norm": "||grad f(x)||",
     "mahalanobis": "min_c Mahalanobis",
     "knn": "k-th neighbour distance",
+    "knn_layers": "k-th neighbour distance, several layers",
     "complexity": "E(x) - a L_png(x)",
 }
 #: letters whose transform is a letter of the set (in most of the types): upside-down (a
@@ -140,13 +148,48 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 51
     return torch.cat(seen).double()
 
 
-def image_features(model: nn.Module, images: np.ndarray, chunk: int = 4096) -> torch.Tensor:
-    """:func:`penultimate_features` of uint8 images ``(N, H, W)``, converted to tensors ``chunk``
-    images at a time (a training split at once would need its float copy in memory)."""
+#: the activation modules whose 4-d outputs :func:`layer_features` reads as feature maps
+ACTIVATIONS = (nn.SiLU, nn.ReLU, nn.GELU, nn.ELU, nn.LeakyReLU, nn.Softplus, nn.Tanh, nn.Sigmoid)
+
+
+@torch.no_grad()
+def layer_features(model: nn.Module, x: torch.Tensor, maps: int = 2, batch_size: int = 512) -> torch.Tensor:
+    """Features of several depths for images ``x``: ``(N, D)``.
+
+    For each of the last ``maps`` convolutional feature maps ``(N, C, H, W)`` (the 4-d outputs of
+    the network's activation modules, :data:`ACTIVATIONS`) the per-channel mean and standard
+    deviation over the ``H x W`` positions (``2 C`` numbers), then the :func:`penultimate_features`;
+    each part scaled to unit length, so that every depth weighs the same in a distance. A network
+    without activation modules gives its penultimate features alone (scaled)."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not last:
+        raise GlyphEBMError("the layered nearest-neighbour score needs a network with a final linear layer")
+    acts = [m for m in model.modules() if isinstance(m, ACTIVATIONS)]
+    parts: list[list[torch.Tensor]] = []
+    model.eval()
+    for i in range(0, len(x), batch_size):
+        seen: list[torch.Tensor] = []
+        head: list[torch.Tensor] = []
+        hooks = [a.register_forward_hook(lambda module, inputs, output: seen.append(output)) for a in acts]
+        hooks.append(last[-1].register_forward_hook(lambda module, inputs, output: head.append(inputs[0])))
+        try:
+            model.get_logits(x[i:i + batch_size])
+        finally:
+            for h in hooks:
+                h.remove()
+        fmaps = [o for o in seen if o.dim() == 4][-maps:] if maps > 0 else []
+        stats = [torch.cat([o.mean((2, 3)), o.std((2, 3), correction=0)], 1) for o in fmaps]
+        parts.append([nn.functional.normalize(t.double(), dim=1) for t in (*stats, head[-1])])
+    return torch.cat([torch.cat(p, 1) for p in parts])
+
+
+def image_features(model: nn.Module, images: np.ndarray, chunk: int = 4096, extract=penultimate_features) -> torch.Tensor:
+    """``extract(model, x)`` (:func:`penultimate_features` or :func:`layer_features`) of uint8
+    images ``(N, H, W)``, converted to tensors ``chunk`` images at a time (a training split at
+    once would need its float copy in memory)."""
     from glyph_ebm.datasets import to_tensor
 
-    return torch.cat([penultimate_features(model, to_tensor(images[i:i + chunk]))
-                      for i in range(0, len(images), chunk)])
+    return torch.cat([extract(model, to_tensor(images[i:i + chunk])) for i in range(0, len(images), chunk)])
 
 
 class Mahalanobis:
@@ -231,7 +274,9 @@ def run_study(subject, out_dir: Path, n: int = 1000, seed: int = 0, overwrite: b
     slope = nats_per_bit(model_scores(model, to_tensor(fit))["energy"], png_bits(fit))
     train_features = image_features(model, train_x)                   # all of them
     gauss = Mahalanobis(train_features[fit_pick], torch.as_tensor(fit_y))
-    neighbours = NearestNeighbours(train_features, knn_k(len(train_x), len(subject.splits.classes)))
+    k = knn_k(len(train_x), len(subject.splits.classes))
+    neighbours = NearestNeighbours(train_features, k)
+    layered = NearestNeighbours(image_features(model, train_x, extract=layer_features), k)
     scored: dict[str, dict[str, np.ndarray]] = {}
     with tqdm(total=len(sets) + 1, desc="scoring", unit="set", file=sys.stderr, disable=not progress) as bar:
         for name, images in {"test": test_np, **sets}.items():
@@ -239,6 +284,7 @@ def run_study(subject, out_dir: Path, n: int = 1000, seed: int = 0, overwrite: b
             scores["complexity"] = complexity_score(scores["energy"], png_bits(images), slope)
             features = penultimate_features(model, to_tensor(images))
             scores["mahalanobis"], scores["knn"] = gauss.score(features), neighbours.score(features)
+            scores["knn_layers"] = layered.score(layer_features(model, to_tensor(images)))
             scored[name] = scores
             bar.update(1)
     ceilings = {}
