@@ -72,7 +72,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 #: the files with the most tests first, which left the demo test and the book for the end (the
 #: suite took a quarter longer)
 LONG_FILES = ["test_book.py", "test_demo_quality.py", "test_grading_e2e.py", "test_student_kit.py",
-              "test_real_folder.py", "test_compress_study.py", "test_grading_containment.py",
+              "test_real_folder.py", "test_compress_study.py", "test_ood_study.py", "test_grading_containment.py",
               "test_grading_batch.py"]
 
 
