@@ -278,6 +278,7 @@ def train_and_evaluate(exercise: Exercise, cfg: TrainConfig, run_dir: Path, resu
     else:
         metrics["test_accuracy"] = None
     labels = generation_labels(cfg.mode, dm.splits.train_y, dm.num_classes, cfg.gen_samples, seed=cfg.seed)
+    labels = None if labels is None else labels.to(device)      # beside the chains, on a GPU too
     gen = ex3.run_generation(cnn, K=cfg.gen_steps, n=cfg.gen_samples, step_size=model.step_size,
                              noise=cfg.noise, img_shape=dm.img_shape, out_dir=run_dir, y=labels,
                              seed=cfg.seed, init_std=cfg.init_std, grad_clip=cfg.sgld_grad_clip)
