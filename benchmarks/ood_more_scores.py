@@ -3,9 +3,9 @@
 With its first seven scores, `glyph-course ood RUN` reached AUROC 0.95 (or the set's ceiling) on
 nine of its eleven sets with the shipped model; worn type (`degraded`) and non-letter marks
 (`symbols`) stayed just under (the study's eighth score, `knn_layers`, closes both:
-benchmarks/ood_layers.py). This script scores the same images (the study's 1,000 test glyphs and 1,000 per set, same seed) with
-further scores built on the same penultimate features ``h`` (the input of the last linear layer,
-``logits = W h + b``), higher = more out-of-distribution:
+benchmarks/ood_layers.py). This script scores the same images (the study's 1,000 test glyphs and
+1,000 per set, same seed) with further scores built on the same penultimate features ``h`` (the
+input of the last linear layer, ``logits = W h + b``), higher = more out-of-distribution:
 
 * ``energy``: ``E(x) = -f(x)``, the exercise's score, for comparison;
 * ``vim``: Virtual-logit Matching (Wang et al. 2022): the norm of ``h - u`` outside the principal

@@ -183,7 +183,8 @@ def layer_features(model: nn.Module, x: torch.Tensor, maps: int = 2, batch_size:
     return torch.cat([torch.cat(p, 1) for p in parts])
 
 
-def image_features(model: nn.Module, images: np.ndarray, chunk: int = 4096, extract=penultimate_features) -> torch.Tensor:
+def image_features(model: nn.Module, images: np.ndarray, chunk: int = 4096,
+                   extract=penultimate_features) -> torch.Tensor:
     """``extract(model, x)`` (:func:`penultimate_features` or :func:`layer_features`) of uint8
     images ``(N, H, W)``, converted to tensors ``chunk`` images at a time (a training split at
     once would need its float copy in memory)."""
